@@ -1,0 +1,83 @@
+//! Redis key names, one function per key. Every key starts with the
+//! deployment's `KEY_PREFIX`, so deployments and test runs sharing one Redis
+//! never see each other's data. Every key except the job stream has a TTL or a
+//! trim policy (noted per function).
+
+/// Consumer group of the job stream.
+pub const GROUP: &str = "workers";
+
+/// Builds key names under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix` (e.g. `couplet:`).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Keys { prefix: prefix.into() }
+    }
+
+    /// The prefix itself.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The job stream (trimmed: acked entries are deleted, MAXLEN ~ as a safety net).
+    pub fn stream(&self) -> String {
+        format!("{}jobs", self.prefix)
+    }
+
+    /// Dead-letter stream of jobs that exhausted their attempts (MAXLEN ~ trimmed).
+    pub fn dead_letter(&self) -> String {
+        format!("{}dead", self.prefix)
+    }
+
+    /// Job hash (TTL: result TTL).
+    pub fn job(&self, id: &str) -> String {
+        format!("{}job:{}", self.prefix, id)
+    }
+
+    /// Idempotency record of one owner (TTL: result TTL).
+    pub fn idempotency(&self, owner: &str, key_hash: &str) -> String {
+        format!("{}idem:{}:{}", self.prefix, owner, key_hash)
+    }
+
+    /// Pub/sub channel announcing finished job ids (no storage).
+    pub fn done_channel(&self) -> String {
+        format!("{}done", self.prefix)
+    }
+
+    /// Webhook outbox: sorted set of job ids by next attempt time (members removed when delivered or dead).
+    pub fn outbox(&self) -> String {
+        format!("{}outbox", self.prefix)
+    }
+
+    /// API key record by key hash (no TTL: revoked keys are deleted).
+    pub fn api_key(&self, key_hash: &str) -> String {
+        format!("{}apikey:{}", self.prefix, key_hash)
+    }
+
+    /// Set of key ids → hashes, for `keys list` (entries removed on revoke).
+    pub fn api_key_index(&self) -> String {
+        format!("{}apikeys", self.prefix)
+    }
+
+    /// Rate limiter state of one subject (TTL: burst window).
+    pub fn rate_limit(&self, subject: &str) -> String {
+        format!("{}rl:{}", self.prefix, subject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_carries_the_prefix() {
+        let k = Keys::new("t1:");
+        for key in [k.stream(), k.dead_letter(), k.job("x"), k.idempotency("o", "h"), k.done_channel(), k.outbox(), k.api_key("h"), k.api_key_index(), k.rate_limit("s")] {
+            assert!(key.starts_with("t1:"), "{key}");
+        }
+    }
+}
