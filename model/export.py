@@ -1,0 +1,61 @@
+"""Export a checkpoint to the ONNX KV-cache contract:
+    python -m model.export --ckpt model/checkpoints/final.pt --out models/default"""
+import argparse
+import json
+import os
+
+import torch
+
+from .common import EOS, LEN_BASE, MAX_LEN_TOKEN, PAD, SEP, UNK, OnnxWrapper, load_checkpoint, write_vocab
+
+OPSET = 17
+
+
+def export(ckpt_path, out_dir, opset=OPSET):
+    os.makedirs(out_dir, exist_ok=True)
+    model, ck = load_checkpoint(ckpt_path)
+    cfg = model.cfg
+    L, H, Dh = model.n_layer, model.n_head, model.d_head
+    B, T, P = 2, 3, 4
+    ids = torch.randint(40, cfg["vocab_size"], (B, T))
+    pos = torch.arange(P, P + T)[None].repeat(B, 1)
+    am = torch.ones(B, P + T, dtype=torch.long)
+    pk = torch.randn(L, B, H, P, Dh)
+    pv = torch.randn(L, B, H, P, Dh)
+    onnx_path = os.path.join(out_dir, "model.onnx")
+    wrapper = OnnxWrapper(model).eval()
+    with torch.no_grad():
+        torch.onnx.export(
+            wrapper, (ids, pos, am, pk, pv), onnx_path,
+            input_names=["input_ids", "position_ids", "attention_mask", "past_key", "past_value"],
+            output_names=["logits", "present_key", "present_value"],
+            dynamic_axes={"input_ids": {0: "B", 1: "T"}, "position_ids": {0: "B", 1: "T"},
+                          "attention_mask": {0: "B", 1: "S"},
+                          "past_key": {1: "B", 3: "P"}, "past_value": {1: "B", 3: "P"},
+                          "logits": {0: "B"}, "present_key": {1: "B", 3: "S"}, "present_value": {1: "B", 3: "S"}},
+            opset_version=opset, do_constant_folding=False, dynamo=False)
+    write_vocab(ck["vocab"], os.path.join(out_dir, "vocab.txt"))
+    extra = ck.get("extra", {})
+    conf = {"n_layer": L, "n_head": H, "d_head": Dh, "d_model": cfg["d_model"], "vocab_size": cfg["vocab_size"],
+            "max_positions": cfg["max_positions"], "pad_id": PAD, "unk_id": UNK, "sep_id": SEP, "eos_id": EOS,
+            "len_token_base": LEN_BASE, "max_len_token": MAX_LEN_TOKEN, "onnx_opset": opset,
+            "trained_steps": extra.get("trained_steps", ck.get("step")),
+            "val_loss": extra.get("val_loss"), "val_char_acc": extra.get("val_char_acc"),
+            "ff": cfg["ff"], "params": sum(p.numel() for p in model.parameters())}
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(conf, f, indent=1)
+    print(f"exported {onnx_path} ({os.path.getsize(onnx_path)/1e6:.2f} MB)")
+    return onnx_path
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", default="model/checkpoints/final.pt")
+    ap.add_argument("--out", default="models/default")
+    ap.add_argument("--opset", type=int, default=OPSET)
+    a = ap.parse_args()
+    export(a.ckpt, a.out, a.opset)
+
+
+if __name__ == "__main__":
+    main()
