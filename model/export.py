@@ -11,9 +11,20 @@ from .common import EOS, LEN_BASE, MAX_LEN_TOKEN, PAD, SEP, UNK, OnnxWrapper, lo
 OPSET = 17
 
 
-def export(ckpt_path, out_dir, opset=OPSET):
+def export(ckpt_path, out_dir, opset=OPSET, data=None):
     os.makedirs(out_dir, exist_ok=True)
     model, ck = load_checkpoint(ckpt_path)
+    extra = dict(ck.get("extra", {}))
+    if data and extra.get("val_loss") is None:
+        # intermediate checkpoint: measure validation metrics on the training script's val split
+        from .common import Tokenizer, read_pairs, split_train_val
+        from .train import evaluate
+        torch.set_num_threads(ck["args"].get("threads", 2))
+        _, val = split_train_val(read_pairs(data), ck["args"]["val_size"], ck["args"]["seed"])
+        vl, va = evaluate(model, Tokenizer(ck["vocab"]), val, torch.device("cpu"))
+        model.eval()
+        extra.update(val_loss=vl, val_char_acc=va, trained_steps=ck["step"])
+        print(f"val_loss {vl:.4f} val_char_acc {va:.4f} at step {ck['step']}")
     cfg = model.cfg
     L, H, Dh = model.n_layer, model.n_head, model.d_head
     B, T, P = 2, 3, 4
@@ -35,7 +46,6 @@ def export(ckpt_path, out_dir, opset=OPSET):
                           "logits": {0: "B"}, "present_key": {1: "B", 3: "S"}, "present_value": {1: "B", 3: "S"}},
             opset_version=opset, do_constant_folding=False, dynamo=False)
     write_vocab(ck["vocab"], os.path.join(out_dir, "vocab.txt"))
-    extra = ck.get("extra", {})
     conf = {"n_layer": L, "n_head": H, "d_head": Dh, "d_model": cfg["d_model"], "vocab_size": cfg["vocab_size"],
             "max_positions": cfg["max_positions"], "pad_id": PAD, "unk_id": UNK, "sep_id": SEP, "eos_id": EOS,
             "len_token_base": LEN_BASE, "max_len_token": MAX_LEN_TOKEN, "onnx_opset": opset,
@@ -53,8 +63,9 @@ def main():
     ap.add_argument("--ckpt", default="model/checkpoints/final.pt")
     ap.add_argument("--out", default="models/default")
     ap.add_argument("--opset", type=int, default=OPSET)
+    ap.add_argument("--data", default=None, help="pairs.tsv; used to measure val metrics if the checkpoint lacks them")
     a = ap.parse_args()
-    export(a.ckpt, a.out, a.opset)
+    export(a.ckpt, a.out, a.opset, a.data)
 
 
 if __name__ == "__main__":
