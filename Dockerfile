@@ -61,7 +61,7 @@ ENV ORT_DYLIB_PATH=/opt/onnxruntime/lib/libonnxruntime.so.${ORT_VERSION} \
 
 USER 10001:10001
 EXPOSE 8080 9091
-# The API's readiness; the worker overrides this in compose.yaml / k8s.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD curl -fsS -o /dev/null "http://127.0.0.1:${LISTEN_ADDR##*:}/readyz" || exit 1
+# No HEALTHCHECK here: the image runs two different binaries (API on 8080,
+# worker on 9091), so the check belongs to the orchestrator (compose.yaml
+# healthchecks, Kubernetes probes), which knows which one it started.
 CMD ["couplet-api"]

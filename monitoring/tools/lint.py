@@ -8,7 +8,8 @@
      summary, description, runbook_url (an existing anchor in RUNBOOK.md) and
      query; `expr` is `query` followed by a comparison; `query` is a recording
      rule's expression verbatim or a plain selector.
-  3. Tests: every alert has a firing and a silent case in alerts.test.yml.
+  3. Tests: every alert has a firing and a silent case in alerts.test.yml;
+     every alert is listed in the Alerts table of README.md.
   4. Dashboard: every target uses datasource uid couplet-prometheus and plain
      PromQL (no Grafana `$` variables); panel ids are unique.
   5. Syntax of the expressions promtool does not parse (panel targets, `query`
@@ -145,6 +146,13 @@ def check_alerts(records: dict[str, str], labels, histograms) -> list[dict]:
     return alerts
 
 
+def check_readme(alerts: list[dict]) -> None:
+    readme = (MONITORING / "README.md").read_text(encoding="utf-8")
+    for rule in alerts:
+        if f"| {rule['alert']} |" not in readme:
+            problem(f"README.md: alert {rule['alert']} missing from the Alerts table")
+
+
 def check_tests(alerts: list[dict]) -> None:
     tests = yaml.safe_load((PROM / "alerts.test.yml").read_text())
     firing: dict[str, int] = {}
@@ -215,6 +223,7 @@ def main() -> int:
             check_names(f"recording.yml {rule['record']}", rule["expr"], labels, histograms)
     alerts = check_alerts(records, labels, histograms)
     check_tests(alerts)
+    check_readme(alerts)
     panel_exprs = check_dashboard(labels, histograms)
     queries = [(f"alerts.yml {r['alert']} query", r["annotations"]["query"])
                for r in alerts if "query" in r.get("annotations", {})]
