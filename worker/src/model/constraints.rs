@@ -1,0 +1,227 @@
+//! The constrained decoder of one couplet: which tokens may stand at each
+//! position, so that every output satisfies the five rules by construction.
+//!
+//! - Rule 1: the lower line has the upper line's length; punctuation is copied
+//!   to the same positions; 叠字 in the upper line are mirrored in the lower.
+//! - Rule 2: the lower line may not use any character of the upper line
+//!   (stricter than the rule, whose only exception is mirrored 叠字).
+//! - Rule 3: the last position of a generated upper line admits only 仄
+//!   characters, of the lower line only 平 characters (tone known).
+//! - Rule 4: theme characters the chosen 横批 will not carry are "required";
+//!   when the free positions left are no more than the required characters
+//!   left, the next free position is forced to the likeliest of them.
+//! - Rule 5 is the 横批 bank's job (`common::hengpi`).
+
+use super::sampling::sample;
+use super::style_bias::{params, StyleParams};
+use common::Style;
+use super::Vocab;
+use common::request::is_line_punct;
+use common::tones::Tone;
+use rand_chacha::ChaCha8Rng;
+
+/// Which line is being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Writing the upper line (theme mode).
+    Upper,
+    /// The separator between the lines.
+    Sep,
+    /// Writing the lower line.
+    Lower,
+    /// Finished.
+    Done,
+}
+
+/// Decoding state of one couplet.
+pub struct ItemState {
+    /// Current phase.
+    pub phase: Phase,
+    length: usize,
+    /// Upper line so far (or the user's).
+    pub upper: Vec<char>,
+    /// Lower line so far.
+    pub lower: Vec<char>,
+    required: Vec<char>,
+    theme: Vec<char>,
+    params: StyleParams,
+    /// Style being written.
+    pub style: Style,
+    rng: ChaCha8Rng,
+    scratch: Vec<(u32, f32)>,
+}
+
+impl ItemState {
+    /// A theme-mode item (writes both lines).
+    pub fn theme_mode(length: usize, theme: Vec<char>, required: Vec<char>, style: Style, rng: ChaCha8Rng) -> Self {
+        ItemState { phase: Phase::Upper, length, upper: Vec::new(), lower: Vec::new(), required, theme, params: params(style), style, rng, scratch: Vec::new() }
+    }
+
+    /// An upper-line item (writes the lower line only).
+    pub fn upper_mode(upper: Vec<char>, theme: Vec<char>, required: Vec<char>, style: Style, rng: ChaCha8Rng) -> Self {
+        let length = upper.len();
+        let required = required.into_iter().filter(|c| !upper.contains(c)).collect();
+        ItemState { phase: Phase::Lower, length, upper, lower: Vec::new(), required, theme, params: params(style), style, rng, scratch: Vec::new() }
+    }
+
+    /// The item's RNG (the 横批 choice continues the same stream).
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+
+    /// Lower-line position `i` is forced by punctuation or a mirrored 叠字.
+    fn lower_forced(&self, i: usize) -> Option<char> {
+        let u = self.upper[i];
+        if is_line_punct(u) {
+            return Some(u);
+        }
+        (0..i).find(|&j| self.upper[j] == u).map(|j| self.lower[j])
+    }
+
+    fn lower_free_nonfinal_from(&self, from: usize) -> usize {
+        // Counted only once the upper line is complete.
+        (from..self.length.saturating_sub(1))
+            .filter(|&i| {
+                let u = self.upper[i];
+                !is_line_punct(u) && !(0..i).any(|j| self.upper[j] == u)
+            })
+            .count()
+    }
+
+    /// Free non-final positions still ahead, from the current position on (a lower bound).
+    fn slots_left(&self) -> usize {
+        let l = self.length;
+        match self.phase {
+            Phase::Upper => {
+                let pos = self.upper.len();
+                let upper_left = (l - 1).saturating_sub(pos);
+                let repeats = self.upper.iter().enumerate().filter(|(i, c)| self.upper[..*i].contains(c)).count();
+                // Every upper position still to come might repeat an earlier one,
+                // which would force the mirrored lower position.
+                let lower_guaranteed = (l - 1).saturating_sub(repeats + (l - pos));
+                upper_left + lower_guaranteed
+            }
+            Phase::Lower => self.lower_free_nonfinal_from(self.lower.len()),
+            _ => 0,
+        }
+    }
+
+    /// Chooses the next token from this item's logits row; returns the id to feed back.
+    pub fn step(&mut self, logits: &[f32], bias: &[f32], vocab: &Vocab) -> i64 {
+        match self.phase {
+            Phase::Done => vocab.cfg.pad_id,
+            Phase::Sep => {
+                self.phase = Phase::Lower;
+                vocab.cfg.sep_id
+            }
+            Phase::Upper | Phase::Lower => {
+                let c = self.choose(logits, bias, vocab);
+                let line_done = match self.phase {
+                    Phase::Upper => {
+                        self.upper.push(c);
+                        self.upper.len() == self.length
+                    }
+                    _ => {
+                        self.lower.push(c);
+                        self.lower.len() == self.length
+                    }
+                };
+                self.required.retain(|r| *r != c);
+                if line_done {
+                    self.phase = if self.phase == Phase::Upper { Phase::Sep } else { Phase::Done };
+                }
+                vocab.id(c)
+            }
+        }
+    }
+
+    fn choose(&mut self, logits: &[f32], bias: &[f32], vocab: &Vocab) -> char {
+        let upper_phase = self.phase == Phase::Upper;
+        let pos = if upper_phase { self.upper.len() } else { self.lower.len() };
+        let last = pos + 1 == self.length;
+        if !upper_phase {
+            if let Some(c) = self.lower_forced(pos) {
+                return c;
+            }
+        }
+        let want_tone = match (upper_phase, last) {
+            (true, true) => Some(Tone::Ze),
+            (false, true) => Some(Tone::Ping),
+            _ => None,
+        };
+        // Rule 4 deadline: force a required character into this free, non-final slot.
+        if !last && !self.required.is_empty() && self.required.len() >= self.slots_left() {
+            let best = self
+                .required
+                .iter()
+                .copied()
+                .filter(|c| self.allowed_char(*c, upper_phase))
+                .max_by(|a, b| logit_of(logits, vocab, *a).total_cmp(&logit_of(logits, vocab, *b)));
+            if let Some(c) = best {
+                return c;
+            }
+        }
+        let mut cands = std::mem::take(&mut self.scratch);
+        cands.clear();
+        for (id, &l) in logits.iter().enumerate() {
+            if !vocab.is_char[id] {
+                continue;
+            }
+            if let Some(t) = want_tone {
+                if vocab.tone[id] != Some(t) {
+                    continue;
+                }
+            }
+            // is_char guarantees a character.
+            let Some(c) = vocab.char_of(id) else { continue };
+            if !self.allowed_char(c, upper_phase) {
+                continue;
+            }
+            let mut adj = l + bias[id];
+            if self.required.contains(&c) {
+                adj += 3.0;
+            } else if self.theme.contains(&c) {
+                adj += 1.0;
+            }
+            cands.push((id as u32, adj));
+        }
+        let pick = sample(&mut cands, self.params.temperature, self.params.top_k, &mut self.rng);
+        self.scratch = cands;
+        match pick.and_then(|id| vocab.char_of(id as usize)) {
+            Some(c) => c,
+            // Unreachable with a real vocabulary (thousands of characters of each tone);
+            // kept total so a damaged model cannot panic the worker.
+            None => fallback_char(want_tone),
+        }
+    }
+
+    fn allowed_char(&self, c: char, upper_phase: bool) -> bool {
+        if is_line_punct(c) {
+            return false;
+        }
+        if upper_phase {
+            // No repeats inside the upper line except adjacent 叠字.
+            match self.upper.last() {
+                Some(prev) if *prev == c => true,
+                _ => !self.upper.contains(&c),
+            }
+        } else {
+            !self.upper.contains(&c) && !self.lower.contains(&c)
+        }
+    }
+}
+
+fn logit_of(logits: &[f32], vocab: &Vocab, c: char) -> f32 {
+    if vocab.knows(c) {
+        logits[vocab.id(c) as usize]
+    } else {
+        f32::MIN
+    }
+}
+
+fn fallback_char(tone: Option<Tone>) -> char {
+    match tone {
+        Some(Tone::Ping) => '春',
+        _ => '岁',
+    }
+}

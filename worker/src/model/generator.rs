@@ -1,0 +1,201 @@
+//! Batched generation: prompts → one prefill → incremental steps with the KV
+//! cache fed back as ONNX inputs, each step computing logits for the last
+//! position only. One session per process, reused for every batch.
+
+use super::constraints::{ItemState, Phase};
+use super::runtime::{load_session, RuntimeOptions};
+use super::style_bias::StyleBias;
+use super::{ModelError, Vocab};
+use common::job::CoupletResult;
+use common::request::ValidRequest;
+use common::rules::{self, CoupletRef};
+use ort::session::Session;
+use ort::value::{DynValue, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// A per-request failure (the request is well-formed but cannot be served).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenError {
+    /// The output broke a rule (a bug guard: never expected).
+    #[error("generated couplet failed its self-check: {0}")]
+    RuleCheck(String),
+    /// No 横批 can carry the theme characters the lines left out.
+    #[error("the theme cannot be fitted into this couplet")]
+    ThemeUnsatisfiable,
+}
+
+impl GenError {
+    /// Stable type string.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GenError::RuleCheck(_) => "rule_check_failed",
+            GenError::ThemeUnsatisfiable => "theme_unsatisfiable",
+        }
+    }
+}
+
+/// The loaded model, ready to generate batches.
+pub struct Generator {
+    session: Mutex<Session>,
+    vocab: Vocab,
+    bias: StyleBias,
+    provider: &'static str,
+    load_seconds: f64,
+}
+
+impl Generator {
+    /// Loads the runtime, the vocabulary and the session.
+    pub fn load(opts: &RuntimeOptions) -> Result<Generator, ModelError> {
+        let t0 = Instant::now();
+        let vocab = Vocab::load(&opts.model_dir)?;
+        let loaded = load_session(opts)?;
+        let bias = StyleBias::new(&vocab);
+        Ok(Generator {
+            session: Mutex::new(loaded.session),
+            vocab,
+            bias,
+            provider: loaded.provider,
+            load_seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// `cpu` or `cuda`.
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// Seconds taken by [`Generator::load`].
+    pub fn load_seconds(&self) -> f64 {
+        self.load_seconds
+    }
+
+    /// The vocabulary.
+    pub fn vocab(&self) -> &Vocab {
+        &self.vocab
+    }
+
+    fn prompt(&self, r: &ValidRequest) -> Vec<i64> {
+        let v = &self.vocab;
+        let mut p = vec![v.len_token(r.length)];
+        p.extend(r.theme_chars.iter().map(|c| v.id(*c)));
+        p.push(v.cfg.sep_id);
+        if let Some(u) = &r.upper {
+            p.extend(u.chars().map(|c| v.id(c)));
+            p.push(v.cfg.sep_id);
+        }
+        p
+    }
+
+    fn state(&self, r: &ValidRequest) -> ItemState {
+        let seed = r.seed.unwrap_or_else(rand::random);
+        let rng = ChaCha8Rng::seed_from_u64(seed);
+        let cover = common::hengpi::best_cover(&r.theme_chars, r.style);
+        let required: Vec<char> = r
+            .theme_chars
+            .iter()
+            .copied()
+            .filter(|c| cover.is_none_or(|ph| !ph.text.contains(*c)))
+            .collect();
+        match &r.upper {
+            Some(u) => ItemState::upper_mode(u.chars().collect(), r.theme_chars.clone(), required, r.style, rng),
+            None => ItemState::theme_mode(r.length, r.theme_chars.clone(), required, r.style, rng),
+        }
+    }
+
+    /// Generates one couplet per request. `Err` only for a model failure that
+    /// affects the whole batch (worth a retry); per-request problems are in the vector.
+    pub fn generate_batch(&self, reqs: &[ValidRequest]) -> Result<Vec<Result<CoupletResult, GenError>>, ModelError> {
+        if reqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut states: Vec<ItemState> = reqs.iter().map(|r| self.state(r)).collect();
+        let prompts: Vec<Vec<i64>> = reqs.iter().map(|r| self.prompt(r)).collect();
+        self.decode(&prompts, &mut states)?;
+        Ok(reqs.iter().zip(states.iter_mut()).map(|(r, s)| self.finish(r, s)).collect())
+    }
+
+    fn finish(&self, r: &ValidRequest, s: &mut ItemState) -> Result<CoupletResult, GenError> {
+        let upper: String = s.upper.iter().collect();
+        let lower: String = s.lower.iter().collect();
+        let in_lines: Vec<char> = s.upper.iter().chain(s.lower.iter()).copied().collect();
+        let must_have: Vec<char> = r.theme_chars.iter().copied().filter(|c| !in_lines.contains(c)).collect();
+        let hengpi = common::hengpi::choose(&must_have, &r.theme_chars, r.style, &in_lines, s.rng())
+            .ok_or(GenError::ThemeUnsatisfiable)?;
+        rules::check(CoupletRef { upper: &upper, lower: &lower, hengpi }, &r.theme_chars, r.upper.is_some())
+            .map_err(|e| GenError::RuleCheck(e.to_string()))?;
+        Ok(CoupletResult { upper, lower, hengpi: hengpi.to_string(), style: r.style })
+    }
+
+    fn decode(&self, prompts: &[Vec<i64>], states: &mut [ItemState]) -> Result<(), ModelError> {
+        let cfg = &self.vocab.cfg;
+        let b = prompts.len();
+        let p0 = prompts.iter().map(Vec::len).max().unwrap_or(1);
+        let mut ids = Vec::with_capacity(b * p0);
+        let mut mask = Vec::with_capacity(b * p0);
+        let mut pos = Vec::with_capacity(b * p0);
+        let mut next_pos = Vec::with_capacity(b);
+        for p in prompts {
+            let pad = p0 - p.len();
+            ids.extend(std::iter::repeat_n(cfg.pad_id, pad).chain(p.iter().copied()));
+            mask.extend(std::iter::repeat_n(0i64, pad).chain(std::iter::repeat_n(1i64, p.len())));
+            pos.extend(std::iter::repeat_n(0i64, pad).chain(0..p.len() as i64));
+            next_pos.push(p.len() as i64);
+        }
+        let (nl, nh, dh) = (cfg.n_layer, cfg.n_head, cfg.d_head);
+        let empty = || Tensor::<f32>::from_array(([nl, b, nh, 0, dh], Vec::<f32>::new()));
+        let mut past_k: DynValue = empty()?.into_dyn();
+        let mut past_v: DynValue = empty()?.into_dyn();
+        let mut t_len = p0;
+        let mut session = self.session.lock().map_err(|_| ModelError::Inference("session lock poisoned".into()))?;
+        loop {
+            let inputs = ort::inputs![
+                "input_ids" => Tensor::from_array(([b, t_len], std::mem::take(&mut ids)))?,
+                "position_ids" => Tensor::from_array(([b, t_len], std::mem::take(&mut pos)))?,
+                "attention_mask" => Tensor::from_array(([b, mask.len() / b], mask.clone()))?,
+                "past_key" => past_k,
+                "past_value" => past_v,
+            ];
+            let mut out = session.run(inputs)?;
+            let (shape, logits) = out["logits"].try_extract_tensor::<f32>()?;
+            let v = shape.last().copied().unwrap_or(0) as usize;
+            if v != self.vocab.len() || logits.len() != b * v {
+                return Err(ModelError::Inference(format!("logits shape {shape:?} does not match vocab {}", self.vocab.len())));
+            }
+            let mut all_done = true;
+            let mut new_ids = Vec::with_capacity(b);
+            for (i, st) in states.iter_mut().enumerate() {
+                let row = &logits[i * v..(i + 1) * v];
+                let bias = self.bias.of(st.style);
+                new_ids.push(st.step(row, bias, &self.vocab));
+                all_done &= st.phase == Phase::Done;
+            }
+            if all_done {
+                return Ok(());
+            }
+            past_k = out.remove("present_key").ok_or_else(|| ModelError::Inference("no present_key output".into()))?;
+            past_v = out.remove("present_value").ok_or_else(|| ModelError::Inference("no present_value output".into()))?;
+            drop(out);
+            // Rebuild the mask as [B, P+1]: old columns then a 1 for the new token.
+            let old_cols = mask.len() / b;
+            let mut m = Vec::with_capacity(b * (old_cols + 1));
+            for row in mask.chunks(old_cols) {
+                m.extend_from_slice(row);
+                m.push(1);
+            }
+            mask = m;
+            ids = new_ids;
+            pos = next_pos.clone();
+            for p in next_pos.iter_mut() {
+                *p += 1;
+            }
+            t_len = 1;
+            if old_cols + 1 > cfg.max_positions {
+                return Err(ModelError::Inference("sequence longer than the model's position table".into()));
+            }
+        }
+    }
+}
+
