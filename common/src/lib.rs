@@ -6,6 +6,7 @@ pub mod hengpi;
 pub mod job;
 pub mod keys;
 pub mod metrics;
+pub mod redis_pool;
 pub mod render;
 pub mod request;
 pub mod rules;

@@ -53,3 +53,32 @@ impl std::fmt::Display for Style {
         f.write_str(self.as_str())
     }
 }
+
+static LEXICON_TSV: &str = include_str!("../data/style_lexicon.tsv");
+
+impl Style {
+    /// Characters typical of this style (`common/data/style_lexicon.tsv`);
+    /// the decoder raises their logits so each style reads differently.
+    pub fn lexicon(self) -> &'static str {
+        LEXICON_TSV
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once('\t'))
+            .find(|(name, _)| name.trim() == self.as_str())
+            .map(|(_, chars)| chars.trim())
+            .unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_style_has_a_lexicon_and_round_trips() {
+        for s in Style::ALL {
+            assert!(s.lexicon().chars().count() >= 50, "{s}");
+            assert_eq!(Style::parse(s.as_str()), Some(s));
+        }
+    }
+}

@@ -3,6 +3,9 @@
 //! and offline commands ([`offline`]).
 
 pub mod config;
+pub mod consumer;
 pub mod model;
 pub mod offline;
+pub mod queue;
 pub mod run;
+pub mod webhooks;

@@ -4,7 +4,7 @@
 -- ARGV[1] job id, ARGV[2] request json, ARGV[3] created_at ms, ARGV[4] ttl s,
 -- ARGV[5] stream maxlen, ARGV[6] owner, ARGV[7] body hash ("" when no idempotency key),
 -- ARGV[8] max backlog (0 = unlimited), ARGV[9] group, ARGV[10] webhook secret ("" = use the dispatcher's),
--- ARGV[11] "1" when the request has a callback
+-- ARGV[11] "1" when the request has a callback, ARGV[12] the validated request for the worker
 if ARGV[7] ~= '' then
   local prev = redis.call('GET', KEYS[3])
   if prev then
@@ -52,7 +52,7 @@ if ARGV[10] ~= '' then
   redis.call('HSET', KEYS[1], 'wh_secret', ARGV[10])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[1], 'req', ARGV[2], 't', ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[1], 'req', ARGV[12], 't', ARGV[3])
 if ARGV[7] ~= '' then
   redis.call('SET', KEYS[3], ARGV[1] .. '|' .. ARGV[7], 'EX', ARGV[4])
 end

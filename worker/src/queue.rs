@@ -1,0 +1,252 @@
+//! The worker's side of the Redis stream: joining the consumer group,
+//! reading new entries (COUNT = free batch slots), reclaiming entries of dead
+//! consumers with XAUTOCLAIM, starting and completing jobs with the shared
+//! Lua scripts, and removing consumers that have been gone for long.
+
+use common::job::{now_ms, CoupletResult, JobError};
+use common::keys::{Keys, GROUP};
+use common::request::ValidRequest;
+use common::scripts::{pipeline_with_reload, scripts};
+use deadpool_redis::Pool;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use std::time::Duration;
+
+/// A Redis failure; the consumer backs off and retries.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Command failed or Redis unreachable.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// No connection from the pool.
+    #[error("redis pool: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+}
+
+/// One stream entry taken by this consumer.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Stream entry id.
+    pub entry_id: String,
+    /// Job id.
+    pub job_id: String,
+    /// Validated request JSON.
+    pub req: String,
+    /// Enqueue time, ms since epoch.
+    pub enqueued_ms: i64,
+}
+
+/// What the start script decided for an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Run it; this is attempt n.
+    Run(u32),
+    /// Already settled (final, canceled or expired): acknowledged, skip.
+    Skip,
+    /// Attempts exhausted: failed and dead-lettered.
+    Dead,
+}
+
+/// How a job ended.
+pub enum Outcome {
+    /// Store this couplet.
+    Succeeded(CoupletResult),
+    /// Fail the job for good with this error.
+    Failed(JobError),
+}
+
+/// Stream operations for one consumer.
+#[derive(Clone)]
+pub struct Queue {
+    pool: Pool,
+    keys: Keys,
+    consumer: String,
+}
+
+fn entry_of(s: &StreamId) -> Option<Entry> {
+    Some(Entry {
+        entry_id: s.id.clone(),
+        job_id: s.get::<String>("job")?,
+        req: s.get::<String>("req").unwrap_or_default(),
+        enqueued_ms: s.get::<String>("t").and_then(|t| t.parse().ok()).unwrap_or_else(now_ms),
+    })
+}
+
+impl Queue {
+    /// A queue handle for `consumer`.
+    pub fn new(pool: Pool, keys: Keys, consumer: String) -> Self {
+        Queue { pool, keys, consumer }
+    }
+
+    /// The key builder.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Creates the group (from the stream's start) if it does not exist.
+    pub async fn ensure_group(&self) -> Result<(), QueueError> {
+        let mut c = self.pool.get().await?;
+        let r: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.keys.stream())
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut *c)
+            .await;
+        match r {
+            Err(e) if !e.to_string().contains("BUSYGROUP") => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// New entries, at most `count`, waiting up to `block`.
+    pub async fn read(&self, count: usize, block: Duration) -> Result<Vec<Entry>, QueueError> {
+        let mut c = self.pool.get().await?;
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(GROUP).arg(&self.consumer).arg("COUNT").arg(count);
+        if !block.is_zero() {
+            cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS").arg(self.keys.stream()).arg(">");
+        let reply: Option<StreamReadReply> = match cmd.query_async(&mut *c).await {
+            Ok(r) => r,
+            Err(e) if e.to_string().contains("NOGROUP") => {
+                drop(c);
+                self.ensure_group().await?;
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(reply
+            .map(|r| r.keys.iter().flat_map(|k| k.ids.iter().filter_map(entry_of)).collect())
+            .unwrap_or_default())
+    }
+
+    /// Entries idle longer than `min_idle` in any consumer, moved to this one.
+    pub async fn reclaim(&self, count: usize, min_idle: Duration) -> Result<Vec<Entry>, QueueError> {
+        let mut c = self.pool.get().await?;
+        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(self.keys.stream())
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(min_idle.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut *c)
+            .await?;
+        Ok(reply.claimed.iter().filter_map(entry_of).collect())
+    }
+
+    /// Runs the start script for each entry in one round trip.
+    pub async fn start(&self, entries: &[Entry], max_attempts: u32, dead_maxlen: u64) -> Result<Vec<Start>, QueueError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = scripts();
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        let (stream, dead, outbox, done) = (self.keys.stream(), self.keys.dead_letter(), self.keys.outbox(), self.keys.done_channel());
+        for e in entries {
+            let job = self.keys.job(&e.job_id);
+            pipe.add_command(
+                s.start
+                    .evalsha(&[&job, &stream, &dead, &outbox])
+                    .arg(&e.entry_id)
+                    .arg(GROUP)
+                    .arg(now)
+                    .arg(max_attempts)
+                    .arg(&self.consumer)
+                    .arg(&e.job_id)
+                    .arg(&done)
+                    .arg(dead_maxlen)
+                    .to_owned(),
+            );
+        }
+        let mut c = self.pool.get().await?;
+        let replies: Vec<(String, i64)> = pipeline_with_reload(&mut *c, &pipe).await?;
+        Ok(replies
+            .into_iter()
+            .map(|(what, n)| match what.as_str() {
+                "run" => Start::Run(n.max(0) as u32),
+                "dead" => Start::Dead,
+                _ => Start::Skip,
+            })
+            .collect())
+    }
+
+    /// Stores every outcome and acknowledges its entry, in one round trip.
+    /// Returns, per entry, whether this worker's write was the one stored.
+    pub async fn complete(&self, done: &[(&Entry, &Outcome)]) -> Result<Vec<bool>, QueueError> {
+        if done.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = scripts();
+        let now = now_ms();
+        let (stream, outbox, channel) = (self.keys.stream(), self.keys.outbox(), self.keys.done_channel());
+        let mut pipe = redis::pipe();
+        for (e, o) in done {
+            let job = self.keys.job(&e.job_id);
+            let (status, field, json) = match o {
+                Outcome::Succeeded(r) => ("succeeded", "result", serde_json::to_string(r)),
+                Outcome::Failed(err) => ("failed", "error", serde_json::to_string(err)),
+            };
+            pipe.add_command(
+                s.complete
+                    .evalsha(&[&job, &stream, &outbox])
+                    .arg(&e.entry_id)
+                    .arg(GROUP)
+                    .arg(status)
+                    .arg(field)
+                    .arg(json.unwrap_or_default())
+                    .arg(now)
+                    .arg(&channel)
+                    .arg(&e.job_id)
+                    .to_owned(),
+            );
+        }
+        let mut c = self.pool.get().await?;
+        let replies: Vec<String> = pipeline_with_reload(&mut *c, &pipe).await?;
+        Ok(replies.iter().map(|r| r == "stored").collect())
+    }
+
+    /// Records a transient failure on each job; entries stay pending and are retried after the visibility timeout.
+    pub async fn record_error(&self, entries: &[Entry], message: &str) -> Result<(), QueueError> {
+        let mut pipe = redis::pipe();
+        for e in entries {
+            pipe.hset(self.keys.job(&e.job_id), "last_error", message).ignore();
+        }
+        let mut c = self.pool.get().await?;
+        pipe.query_async::<()>(&mut *c).await?;
+        Ok(())
+    }
+
+    /// Deletes consumers idle longer than `idle` that hold no pending entries (dead workers).
+    pub async fn remove_dead_consumers(&self, idle: Duration) -> Result<usize, QueueError> {
+        let mut c = self.pool.get().await?;
+        let info: Vec<std::collections::HashMap<String, redis::Value>> =
+            redis::cmd("XINFO").arg("CONSUMERS").arg(self.keys.stream()).arg(GROUP).query_async(&mut *c).await?;
+        let mut removed = 0;
+        for m in info {
+            let name: String = m.get("name").and_then(|v| redis::from_redis_value_ref(v).ok()).unwrap_or_default();
+            let pending: i64 = m.get("pending").and_then(|v| redis::from_redis_value_ref(v).ok()).unwrap_or(1);
+            let idle_ms: i64 = m.get("idle").and_then(|v| redis::from_redis_value_ref(v).ok()).unwrap_or(0);
+            if name != self.consumer && pending == 0 && idle_ms as u128 > idle.as_millis() {
+                let _: i64 = redis::cmd("XGROUP")
+                    .arg("DELCONSUMER")
+                    .arg(self.keys.stream())
+                    .arg(GROUP)
+                    .arg(&name)
+                    .query_async(&mut *c)
+                    .await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Parses an entry's request.
+    pub fn request_of(e: &Entry) -> Result<ValidRequest, serde_json::Error> {
+        serde_json::from_str(&e.req)
+    }
+}

@@ -1,0 +1,215 @@
+//! The webhook dispatcher: drains the Redis outbox (a sorted set of job ids
+//! by next-attempt time) with bounded concurrency, signs each delivery the
+//! Standard Webhooks way, and records the outcome with one script call.
+//!
+//! Durability comes from the outbox, not from memory: a claim is a lease
+//! (the member's score moves to now + lease), so if this process dies
+//! mid-delivery another dispatcher (or this one, restarted) picks it up when
+//! the lease runs out. The `webhook-id` is derived from the job id, so every
+//! retry of one delivery carries the same dedupe key. Deliveries run in their
+//! own tasks, so a slow receiver holds one concurrency slot, never the
+//! consumer.
+
+use crate::config::WebhookConfig;
+use common::job::JobView;
+use common::keys::Keys;
+use common::metrics::{outcome, WebhookMetrics};
+use common::scripts::scripts;
+use common::signing::sign;
+use deadpool_redis::Pool;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// The dispatcher of one worker process.
+#[derive(Clone)]
+pub struct Dispatcher {
+    pool: Pool,
+    keys: Keys,
+    cfg: Arc<WebhookConfig>,
+    metrics: WebhookMetrics,
+}
+
+/// Why one attempt failed (goes to `webhook.last_error`; never contains secrets).
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error("target refused by SSRF policy: {0}")]
+    Refused(String),
+    #[error("receiver answered HTTP {0}")]
+    Status(u16),
+    #[error("request failed: {0}")]
+    Transport(String),
+}
+
+impl Dispatcher {
+    /// A dispatcher over the outbox of `keys`.
+    pub fn new(pool: Pool, keys: Keys, cfg: WebhookConfig, metrics: WebhookMetrics) -> Self {
+        Dispatcher { pool, keys, cfg: Arc::new(cfg), metrics }
+    }
+
+    fn lease(&self) -> Duration {
+        self.cfg.timeout + Duration::from_secs(5)
+    }
+
+    /// Runs until `shutdown`; in-flight deliveries get the attempt timeout to finish.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.cfg.concurrency));
+        let mut tasks = tokio::task::JoinSet::new();
+        while !shutdown.is_cancelled() {
+            while tasks.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            let ids = if free == 0 { Ok(Vec::new()) } else { self.claim(free).await };
+            let ids = match ids {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook outbox unavailable");
+                    Vec::new()
+                }
+            };
+            let idle = ids.is_empty();
+            for id in ids {
+                // Permits are never closed, so acquire cannot fail.
+                let permit = slots.clone().acquire_owned().await.expect("semaphore is never closed");
+                let me = self.clone();
+                tasks.spawn(async move {
+                    me.deliver(&id).await;
+                    drop(permit);
+                });
+            }
+            if idle {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+        }
+        let _ = tokio::time::timeout(self.cfg.timeout, async { while tasks.join_next().await.is_some() {} }).await;
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<String>, redis::RedisError> {
+        let mut c = self.pool.get().await.map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+        let mut inv = scripts().outbox_claim.script().prepare_invoke();
+        inv.key(self.keys.outbox()).arg(self.lease().as_millis() as u64).arg(limit);
+        inv.invoke_async(&mut *c).await
+    }
+
+    async fn deliver(&self, job_id: &str) {
+        let job_key = self.keys.job(job_id);
+        let hash: HashMap<String, String> = match self.pool.get().await {
+            Ok(mut c) => match redis::cmd("HGETALL").arg(&job_key).query_async(&mut *c).await {
+                Ok(h) => h,
+                Err(e) => return tracing::warn!(error = %e, "webhook job read failed; lease will retry"),
+            },
+            Err(e) => return tracing::warn!(error = %e, "webhook job read failed; lease will retry"),
+        };
+        let Some(view) = JobView::from_hash(&hash) else {
+            let _ = self.record(job_id, "delivered", "job expired").await;
+            return;
+        };
+        let Some(url) = view.request.as_ref().and_then(|r| r.callback_url.clone()) else {
+            let _ = self.record(job_id, "delivered", "no callback").await;
+            return;
+        };
+        let secret = hash.get("wh_secret").cloned().unwrap_or_else(|| self.cfg.secret.clone());
+        let finished_ms: i64 = hash.get("finished_at").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let attempts_so_far: usize = hash.get("wh_attempts").and_then(|v| v.parse().ok()).unwrap_or(0);
+        // Body without the webhook state: receivers get the job as GET shows it at completion.
+        let mut body_view = view.clone();
+        body_view.webhook = None;
+        let body = serde_json::to_vec(&body_view).unwrap_or_default();
+        self.metrics.attempts.inc();
+        self.metrics.inflight.inc();
+        let res = self.attempt(&url, job_id, &body, secret.as_bytes()).await;
+        self.metrics.inflight.dec();
+        match res {
+            Ok(()) => {
+                self.metrics.deliveries.with_label_values(&[outcome::DELIVERED]).inc();
+                let lat = (common::job::now_ms() - finished_ms).max(0) as f64 / 1000.0;
+                self.metrics.latency.observe(lat);
+                if let Err(e) = self.record(job_id, "delivered", "").await {
+                    tracing::warn!(error = %e, "could not record webhook delivery");
+                }
+            }
+            Err(err) => {
+                let label = if matches!(err, AttemptError::Refused(_)) { outcome::REFUSED } else { outcome::ATTEMPT_FAILED };
+                self.metrics.deliveries.with_label_values(&[label]).inc();
+                match self.record(job_id, "failed", &err.to_string()).await {
+                    Ok(r) if r == "dead_lettered" => {
+                        self.metrics.deliveries.with_label_values(&[outcome::DEAD_LETTERED]).inc();
+                        tracing::warn!(job = job_id, attempts = attempts_so_far + 1, "webhook dead-lettered");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not record webhook failure"),
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, url: &str, job_id: &str, body: &[u8], secret: &[u8]) -> Result<(), AttemptError> {
+        let parsed = url::Url::parse(url).map_err(|e| AttemptError::Refused(e.to_string()))?;
+        let addrs = common::ssrf::check(&parsed, &self.cfg.allowlist).await.map_err(|e| AttemptError::Refused(e.to_string()))?;
+        let host = parsed.host_str().unwrap_or_default().to_string();
+        // Connect only to the addresses just checked: no second DNS lookup to rebind.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.cfg.timeout)
+            .resolve_to_addrs(&host, &addrs)
+            .build()
+            .map_err(|e| AttemptError::Transport(e.to_string()))?;
+        let msg_id = format!("msg_{job_id}");
+        let ts = common::job::now_ms() / 1000;
+        let resp = client
+            .post(parsed)
+            .header("content-type", "application/json")
+            .header("user-agent", "pixel-couplet-webhooks/1")
+            .header("webhook-id", &msg_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sign(secret, &msg_id, ts, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| AttemptError::Transport(without_url(&e)))?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(AttemptError::Status(status.as_u16()))
+        }
+    }
+
+    async fn record(&self, job_id: &str, what: &str, error: &str) -> Result<String, redis::RedisError> {
+        let attempts: usize = {
+            let mut c = self.pool.get().await.map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+            redis::cmd("HGET").arg(self.keys.job(job_id)).arg("wh_attempts").query_async::<Option<usize>>(&mut *c).await?.unwrap_or(0)
+        };
+        let next = self.cfg.schedule.get(attempts + 1).copied().unwrap_or_default();
+        let jitter = rand::rng().random_range(0.8..1.2);
+        let delay_ms = (next.as_millis() as f64 * jitter) as u64;
+        let mut c = self.pool.get().await.map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+        let mut inv = scripts().outbox_result.script().prepare_invoke();
+        inv.key(self.keys.outbox())
+            .key(self.keys.job(job_id))
+            .arg(job_id)
+            .arg(what)
+            .arg(error)
+            .arg(self.cfg.schedule.len())
+            .arg(delay_ms);
+        inv.invoke_async(&mut *c).await
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    // reqwest errors include the URL, which may carry a receiver's token in its query.
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "transport error"
+    };
+    kind.to_string()
+}
+
