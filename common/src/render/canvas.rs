@@ -52,6 +52,10 @@ impl Canvas {
     }
 
     /// One row of palette indices.
+    ///
+    /// # Panics
+    ///
+    /// If `y >= self.height`, like slice indexing.
     pub fn row(&self, y: u32) -> &[u8] {
         let w = self.width as usize;
         let start = y as usize * w;
