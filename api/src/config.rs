@@ -1,0 +1,216 @@
+//! Command line and environment of `couplet-api`, validated into typed
+//! settings right after parsing. Every setting is a flag with an environment
+//! variable; the names in the README's table are fixed.
+
+use clap::{Args, Parser, Subcommand};
+use std::time::Duration;
+
+/// Couplet API: accepts couplet jobs, queues them in Redis, answers polls, serves the pixel UI.
+#[derive(Debug, Parser)]
+#[command(name = "couplet-api", version, about)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Server settings.
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP (the default).
+    Serve,
+    /// Manage API keys.
+    Keys {
+        /// Key operation.
+        #[command(subcommand)]
+        op: KeysOp,
+    },
+}
+
+/// API key operations.
+#[derive(Debug, Subcommand)]
+pub enum KeysOp {
+    /// Create a key; prints it (and its webhook signing secret) once.
+    Create {
+        /// Human-readable name.
+        #[arg(long)]
+        name: String,
+        /// Sustained rate, e.g. `20/s` or `600/m`.
+        #[arg(long, default_value = "20/s")]
+        rate: String,
+        /// Burst size (requests allowed at once).
+        #[arg(long, default_value_t = 40)]
+        burst: u32,
+    },
+    /// List keys (never prints keys or secrets).
+    List,
+    /// Revoke a key by its id; takes effect at once.
+    Revoke {
+        /// Key id (from `keys list`).
+        id: String,
+    },
+}
+
+/// Authentication mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Every /v1 request needs `Authorization: Bearer <key>`.
+    Required,
+    /// No keys (local development, the embedded default run); per-IP rate limit.
+    Off,
+}
+
+/// Server settings.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Redis URL.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", global = true)]
+    pub redis_url: String,
+    /// Prefix of every Redis key of this deployment.
+    #[arg(long, env = "KEY_PREFIX", default_value = "couplet:", global = true)]
+    pub key_prefix: String,
+    /// HTTP listen address (also serves /metrics).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen_addr: String,
+    /// `required` (production) or `off` (local development).
+    #[arg(long, env = "AUTH_MODE", value_enum, default_value = "off")]
+    pub auth_mode: AuthMode,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+    /// Longest time to receive a request body, in ms (slow clients get 408).
+    #[arg(long, env = "BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+    /// How long finished jobs (and idempotency records) are kept, in seconds.
+    #[arg(long, env = "RESULT_TTL_S", default_value_t = 86_400)]
+    pub result_ttl_s: u64,
+    /// Consumer-group backlog above which submissions get 503 (0 = unlimited).
+    #[arg(long, env = "MAX_BACKLOG", default_value_t = 50_000)]
+    pub max_backlog: u64,
+    /// Approximate cap of the job stream (default: 2 × MAX_BACKLOG + 10000).
+    #[arg(long, env = "STREAM_MAXLEN")]
+    pub stream_maxlen: Option<u64>,
+    /// How long `POST /generate` waits before answering 504 with the job id, in ms.
+    #[arg(long, env = "GENERATE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub generate_timeout_ms: u64,
+    /// Per-client-IP rate (requests/s) in AUTH_MODE=off (0 = no limit).
+    #[arg(long, env = "IP_RATE_LIMIT", default_value_t = 20.0)]
+    pub ip_rate_limit: f64,
+    /// Per-client-IP burst in AUTH_MODE=off.
+    #[arg(long, env = "IP_RATE_BURST", default_value_t = 40)]
+    pub ip_rate_burst: u32,
+    /// Webhook signing secret stored with jobs in AUTH_MODE=off (keys carry their own in `required`).
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Comma-separated CIDRs and host names webhooks may reach despite the SSRF policy.
+    #[arg(long, env = "WEBHOOK_ALLOWLIST", default_value = "")]
+    pub webhook_allowlist: String,
+    /// Redis connections in the pool.
+    #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 16)]
+    pub redis_pool_size: usize,
+    /// Grace period for in-flight requests on SIGTERM, in ms.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub shutdown_timeout_ms: u64,
+}
+
+/// Validated API settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Redis URL.
+    pub redis_url: String,
+    /// Key prefix.
+    pub key_prefix: String,
+    /// Listen address.
+    pub listen_addr: std::net::SocketAddr,
+    /// Auth mode.
+    pub auth_mode: AuthMode,
+    /// Body cap.
+    pub max_body_bytes: usize,
+    /// Body read deadline.
+    pub body_timeout: Duration,
+    /// Job TTL.
+    pub result_ttl_s: u64,
+    /// Admission limit.
+    pub max_backlog: u64,
+    /// Stream cap.
+    pub stream_maxlen: u64,
+    /// Sync generate wait.
+    pub generate_timeout: Duration,
+    /// Per-IP rate in off mode.
+    pub ip_rate_limit: f64,
+    /// Per-IP burst in off mode.
+    pub ip_rate_burst: u32,
+    /// Off-mode webhook secret (empty: the dispatcher's own).
+    pub webhook_secret: String,
+    /// SSRF exceptions.
+    pub allowlist: common::ssrf::Allowlist,
+    /// Pool size.
+    pub redis_pool_size: usize,
+    /// Shutdown grace.
+    pub shutdown_timeout: Duration,
+}
+
+impl ServerArgs {
+    /// Validates into [`ApiConfig`]; errors name the setting to fix.
+    pub fn validate(&self) -> Result<ApiConfig, String> {
+        let listen_addr = self.listen_addr.parse().map_err(|e| format!("LISTEN_ADDR `{}`: {e}", self.listen_addr))?;
+        if self.max_body_bytes < 256 || self.max_body_bytes > 1024 * 1024 {
+            return Err("MAX_BODY_BYTES must be between 256 and 1048576".into());
+        }
+        if self.result_ttl_s < 60 {
+            return Err("RESULT_TTL_S must be at least 60".into());
+        }
+        if self.ip_rate_limit < 0.0 || !self.ip_rate_limit.is_finite() {
+            return Err("IP_RATE_LIMIT must be a non-negative number".into());
+        }
+        let allowlist = common::ssrf::Allowlist::parse(&self.webhook_allowlist)?;
+        Ok(ApiConfig {
+            redis_url: self.redis_url.clone(),
+            key_prefix: self.key_prefix.clone(),
+            listen_addr,
+            auth_mode: self.auth_mode,
+            max_body_bytes: self.max_body_bytes,
+            body_timeout: Duration::from_millis(self.body_timeout_ms.max(100)),
+            result_ttl_s: self.result_ttl_s,
+            max_backlog: self.max_backlog,
+            stream_maxlen: self.stream_maxlen.unwrap_or(self.max_backlog.saturating_mul(2).saturating_add(10_000).max(10_000)),
+            generate_timeout: Duration::from_millis(self.generate_timeout_ms.clamp(100, 120_000)),
+            ip_rate_limit: self.ip_rate_limit,
+            ip_rate_burst: self.ip_rate_burst.max(1),
+            webhook_secret: self.webhook_secret.clone().unwrap_or_default(),
+            allowlist,
+            redis_pool_size: self.redis_pool_size.clamp(1, 512),
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+        })
+    }
+}
+
+/// Parses `20/s`, `600/m`, `3600/h` into requests per second.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let (n, unit) = s.split_once('/').unwrap_or((s, "s"));
+    let n: f64 = n.trim().parse().map_err(|_| format!("rate `{s}` must look like 20/s, 600/m or 3600/h"))?;
+    let per = match unit.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("rate `{s}`: unit must be s, m or h")),
+    };
+    if !(n > 0.0 && n.is_finite()) {
+        return Err(format!("rate `{s}` must be positive"));
+    }
+    Ok(n / per)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rates_parse() {
+        assert_eq!(super::parse_rate("20/s"), Ok(20.0));
+        assert_eq!(super::parse_rate("600/m"), Ok(10.0));
+        assert!(super::parse_rate("fast").is_err());
+        assert!(super::parse_rate("0/s").is_err());
+    }
+}

@@ -1,0 +1,31 @@
+//! `POST /generate`: the synchronous form the product started with. Same
+//! body as `POST /v1/couplets`; waits up to `GENERATE_TIMEOUT_MS` for the job
+//! and answers with it, or 504 with the job id so the client can keep polling.
+
+use super::jobs::wait_for;
+use super::submit::enqueue;
+use super::Handled;
+use crate::auth::authorize;
+use crate::error::ApiError;
+use crate::state::AppState;
+use common::job::JobStatus;
+use std::net::SocketAddr;
+use warp::http::{HeaderMap, StatusCode};
+
+/// `POST /generate`.
+pub async fn handle<S, B>(state: AppState, headers: HeaderMap, addr: Option<SocketAddr>, body: S) -> Result<Handled, ApiError>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: bytes::Buf,
+{
+    let caller = authorize(&state, &headers, addr).await?;
+    let sub = enqueue(&state, &caller, &headers, body).await?;
+    let view = wait_for(&state, &caller, &sub.id, state.cfg.generate_timeout).await?;
+    if !view.status.is_final() {
+        return Err(ApiError::Timeout(sub.id));
+    }
+    let status = if view.status == JobStatus::Succeeded { StatusCode::OK } else { StatusCode::OK };
+    Ok(Handled::json(status, &serde_json::to_value(&view).unwrap_or_default())
+        .with_style(Some(sub.request.style))
+        .with_rate(&caller))
+}

@@ -1,0 +1,90 @@
+//! `GET /v1/jobs/{id}/image.png` and `.svg`: the succeeded couplet drawn as
+//! pixel art by `common::render`, on a blocking thread (never on the async
+//! runtime). Deterministic bytes, so the ETag is a hash of what determines
+//! them (result, style, layout, scale) and `If-None-Match` answers 304.
+
+use super::{load_job, Handled};
+use crate::auth::authorize;
+use crate::error::ApiError;
+use crate::state::AppState;
+use common::job::JobStatus;
+use common::render::{render_png, render_svg, CoupletText, Layout, RenderOptions, MAX_SCALE};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
+use warp::Reply;
+
+/// Image format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// PNG.
+    Png,
+    /// SVG.
+    Svg,
+}
+
+fn options(q: &HashMap<String, String>) -> Result<RenderOptions, ApiError> {
+    let scale = match q.get("scale") {
+        None => 4,
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|v| (1..=MAX_SCALE).contains(v))
+            .ok_or_else(|| ApiError::BadQuery(format!("scale must be an integer from 1 to {MAX_SCALE}")))?,
+    };
+    let layout = match q.get("layout") {
+        None => Layout::Door,
+        Some(l) => Layout::parse(l).ok_or_else(|| ApiError::BadQuery("layout must be door or banner".into()))?,
+    };
+    let fu = !matches!(q.get("fu").map(String::as_str), Some("0" | "false"));
+    Ok(RenderOptions { layout, scale, fu })
+}
+
+/// The image of a succeeded job.
+pub async fn get(
+    state: AppState,
+    id: String,
+    format: Format,
+    q: HashMap<String, String>,
+    headers: HeaderMap,
+    addr: Option<SocketAddr>,
+) -> Result<Handled, ApiError> {
+    let caller = authorize(&state, &headers, addr).await?;
+    let opts = options(&q)?;
+    let (view, _) = load_job(&state, &caller, &id).await?;
+    let result = match (view.status, view.result) {
+        (JobStatus::Succeeded, Some(r)) => r,
+        (s, _) => return Err(ApiError::NotReady(serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())),
+    };
+    let etag = {
+        let mut h = Sha256::new();
+        h.update(format!("{}|{}|{}|{}|{}|{:?}|{}|{}", result.upper, result.lower, result.hengpi, result.style, opts.layout.as_str(), format, opts.scale, opts.fu));
+        format!("\"{}\"", &hex::encode(h.finalize())[..32])
+    };
+    let style = Some(result.style);
+    if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        let mut r = warp::reply::with_status("", StatusCode::NOT_MODIFIED).into_response();
+        r.headers_mut().insert("etag", HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")));
+        return Ok(Handled { response: r, style });
+    }
+    let rendered = tokio::task::spawn_blocking(move || {
+        let text = CoupletText { upper: &result.upper, lower: &result.lower, hengpi: &result.hengpi, style: result.style };
+        match format {
+            Format::Png => render_png(&text, &opts).map(|b| (b, "image/png")),
+            Format::Svg => render_svg(&text, &opts).map(|s| (s.into_bytes(), "image/svg+xml")),
+        }
+    })
+    .await
+    .map_err(|_| ApiError::Render("rendering failed".into()))?
+    .map_err(|e| ApiError::Render(e.to_string()))?;
+    let (bytes, ctype) = rendered;
+    let mut r = warp::reply::with_status(bytes, StatusCode::OK).into_response();
+    let h = r.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(ctype));
+    h.insert("cache-control", HeaderValue::from_static("private, max-age=86400, immutable"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert("etag", v);
+    }
+    Ok(Handled { response: r, style }.with_rate(&caller))
+}

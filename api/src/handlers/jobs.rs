@@ -1,0 +1,86 @@
+//! `GET /v1/jobs/{id}` (with `?wait=N` long-polling on the completion
+//! waiters, never busy-polling Redis) and `DELETE /v1/jobs/{id}` (cancel a
+//! job that has not started). Another tenant's job is always "not found".
+
+use super::{load_job, Handled};
+use crate::auth::{authorize, Caller};
+use crate::error::ApiError;
+use crate::state::AppState;
+use common::job::{now_ms, JobView};
+use common::scripts::scripts;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use warp::http::{HeaderMap, StatusCode};
+
+/// Longest `?wait`.
+pub const MAX_WAIT_S: f64 = 30.0;
+
+/// Parses `wait` from the query map.
+pub fn parse_wait(q: &HashMap<String, String>) -> Result<Duration, ApiError> {
+    match q.get("wait") {
+        None => Ok(Duration::ZERO),
+        Some(w) => {
+            let s: f64 = w.parse().map_err(|_| ApiError::BadQuery(format!("wait must be a number of seconds ≤ {MAX_WAIT_S}")))?;
+            if !(0.0..=MAX_WAIT_S).contains(&s) {
+                return Err(ApiError::BadQuery(format!("wait must be between 0 and {MAX_WAIT_S} seconds")));
+            }
+            Ok(Duration::from_secs_f64(s))
+        }
+    }
+}
+
+/// Reads a job, waiting up to `wait` for it to become final.
+pub async fn wait_for(state: &AppState, caller: &Caller, id: &str, wait: Duration) -> Result<JobView, ApiError> {
+    if wait.is_zero() {
+        return Ok(load_job(state, caller, id).await?.0);
+    }
+    let waiter = state.waiters.register(id);
+    let notified = waiter.notify().notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    let (view, _) = load_job(state, caller, id).await?;
+    if view.status.is_final() {
+        return Ok(view);
+    }
+    let _ = tokio::time::timeout(wait, notified).await;
+    Ok(load_job(state, caller, id).await?.0)
+}
+
+/// `GET /v1/jobs/{id}`.
+pub async fn get(state: AppState, id: String, q: HashMap<String, String>, headers: HeaderMap, addr: Option<SocketAddr>) -> Result<Handled, ApiError> {
+    let caller = authorize(&state, &headers, addr).await?;
+    let wait = parse_wait(&q)?;
+    let view = wait_for(&state, &caller, &id, wait).await?;
+    let style = view.request.as_ref().map(|r| r.style);
+    let body = serde_json::to_value(&view).unwrap_or_default();
+    Ok(Handled::json(StatusCode::OK, &body).with_style(style).with_rate(&caller))
+}
+
+/// `DELETE /v1/jobs/{id}`.
+pub async fn delete(state: AppState, id: String, headers: HeaderMap, addr: Option<SocketAddr>) -> Result<Handled, ApiError> {
+    let caller = authorize(&state, &headers, addr).await?;
+    if !common::job::is_job_id(&id) {
+        return Err(ApiError::NotFound);
+    }
+    let mut inv = scripts().cancel.script().prepare_invoke();
+    inv.key(state.keys.job(&id))
+        .key(state.keys.outbox())
+        .arg(&caller.owner)
+        .arg(now_ms())
+        .arg(state.keys.done_channel())
+        .arg(&id);
+    let outcome: String = {
+        let mut c = state.conn().await?;
+        inv.invoke_async(&mut *c).await?
+    };
+    match outcome.as_str() {
+        "canceled" => {
+            let (view, _) = load_job(&state, &caller, &id).await?;
+            let style = view.request.as_ref().map(|r| r.style);
+            Ok(Handled::json(StatusCode::OK, &serde_json::to_value(&view).unwrap_or_default()).with_style(style).with_rate(&caller))
+        }
+        "not_found" => Err(ApiError::NotFound),
+        other => Err(ApiError::NotCancelable(other.to_string())),
+    }
+}

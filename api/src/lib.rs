@@ -1,0 +1,14 @@
+//! The couplet API: warp routes over a Redis stream. `run` serves until a
+//! shutdown signal; `main.rs` only parses settings and sets up logging.
+
+pub mod apikeys;
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod queue_stats;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod waiters;

@@ -1,0 +1,81 @@
+//! `couplet-api`: parse settings, set up logging, then serve (default) or
+//! manage API keys. Everything else lives in the library.
+
+use api::config::{parse_rate, Cli, Command, KeysOp};
+use clap::Parser;
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json") {
+        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match rt.block_on(real_main(cli)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn real_main(cli: Cli) -> anyhow::Result<i32> {
+    let cfg = cli.server.validate().map_err(|e| anyhow::anyhow!(e))?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            api::server::run(cfg, shutdown_signal()).await?;
+            Ok(0)
+        }
+        Command::Keys { op } => {
+            let keys = common::keys::Keys::new(cfg.key_prefix.clone());
+            let client = redis::Client::open(cfg.redis_url.as_str())?;
+            let mut con = client.get_multiplexed_async_connection().await?;
+            match op {
+                KeysOp::Create { name, rate, burst } => {
+                    let rate = parse_rate(&rate).map_err(|e| anyhow::anyhow!(e))?;
+                    let k = api::apikeys::create(&mut con, &keys, &name, rate, burst).await?;
+                    println!("{}", serde_json::to_string_pretty(&k)?);
+                    eprintln!("Store the key and webhook secret now: they are not shown again.");
+                }
+                KeysOp::List => {
+                    for (id, rec) in api::apikeys::list(&mut con, &keys).await? {
+                        println!("{id}\t{rec}");
+                    }
+                }
+                KeysOp::Revoke { id } => {
+                    if !api::apikeys::revoke(&mut con, &keys, &id).await? {
+                        eprintln!("no key with id {id}");
+                        return Ok(3);
+                    }
+                    println!("revoked {id}");
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

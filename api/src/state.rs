@@ -1,0 +1,35 @@
+//! Shared state of the API process: settings, the Redis pool, key names,
+//! metrics and the completion waiters. Cloned cheaply into every handler.
+
+use crate::config::ApiConfig;
+use crate::waiters::Waiters;
+use common::keys::Keys;
+use common::metrics::{ApiMetrics, QueueMetrics};
+use deadpool_redis::Pool;
+use std::sync::Arc;
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// Settings.
+    pub cfg: Arc<ApiConfig>,
+    /// Redis pool.
+    pub redis: Pool,
+    /// Key names.
+    pub keys: Keys,
+    /// HTTP metrics.
+    pub metrics: ApiMetrics,
+    /// Queue gauges (sampled on scrape).
+    pub queue_metrics: QueueMetrics,
+    /// Metrics registry.
+    pub registry: prometheus::Registry,
+    /// Waiters for finished jobs.
+    pub waiters: Waiters,
+}
+
+impl AppState {
+    /// A pooled connection, or `Unavailable` within the pool's timeouts.
+    pub async fn conn(&self) -> Result<deadpool_redis::Connection, crate::error::ApiError> {
+        Ok(self.redis.get().await?)
+    }
+}
