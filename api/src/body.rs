@@ -55,10 +55,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::MalformedJson("the body is empty".into()));
     }
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+    // Parse the syntax first, then the shape: a request must be a JSON object
+    // (serde would otherwise accept `[]` as a struct of defaults).
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::InvalidField(e.to_string()),
         _ => ApiError::MalformedJson(e.to_string()),
-    })
+    })?;
+    if !v.is_object() {
+        return Err(ApiError::InvalidField("the request body must be a JSON object".into()));
+    }
+    serde_json::from_value(v).map_err(|e| ApiError::InvalidField(e.to_string()))
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ pub async fn delete(state: AppState, id: String, headers: HeaderMap, addr: Optio
         inv.invoke_async(&mut *c).await?
     };
     match outcome.as_str() {
-        "canceled" => {
+        "ok" => {
             let (view, _) = load_job(&state, &caller, &id).await?;
             let style = view.request.as_ref().map(|r| r.style);
             Ok(Handled::json(StatusCode::OK, &serde_json::to_value(&view).unwrap_or_default()).with_style(style).with_rate(&caller))

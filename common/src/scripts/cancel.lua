@@ -1,6 +1,7 @@
 -- Cancel a job that has not started. Another owner's job reads as not found.
 -- KEYS[1] job hash, KEYS[2] outbox
 -- ARGV[1] owner, ARGV[2] now ms, ARGV[3] done channel, ARGV[4] job id
+-- Returns 'ok', 'not_found', or the status that prevents canceling.
 local h = redis.call('HMGET', KEYS[1], 'status', 'owner')
 if not h[1] or h[2] ~= ARGV[1] then
   return 'not_found'
@@ -14,4 +15,4 @@ if redis.call('HGET', KEYS[1], 'callback') == '1' then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
 end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 'canceled'
+return 'ok'

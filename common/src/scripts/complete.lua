@@ -13,6 +13,7 @@ if st == 'succeeded' or st == 'failed' or st == 'canceled' then
   return 'duplicate'
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[3], ARGV[4], ARGV[5], 'finished_at', ARGV[6])
+redis.call('HINCRBY', KEYS[1], 'result_writes', 1)
 if redis.call('HGET', KEYS[1], 'callback') == '1' then
   redis.call('HSET', KEYS[1], 'wh_status', 'pending', 'wh_attempts', 0)
   redis.call('ZADD', KEYS[3], ARGV[6], ARGV[8])

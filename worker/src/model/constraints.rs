@@ -144,7 +144,13 @@ impl ItemState {
                 return c;
             }
         }
-        let want_tone = match (upper_phase, last) {
+        // The final lower character may be a mirrored copy of an earlier one (叠字
+        // at the end of the upper line): then that earlier position carries the tone rule.
+        let feeds_last = !upper_phase && {
+            let u = self.upper[pos];
+            self.upper[self.length - 1] == u && !self.upper[..pos].contains(&u)
+        };
+        let want_tone = match (upper_phase, last || feeds_last) {
             (true, true) => Some(Tone::Ze),
             (false, true) => Some(Tone::Ping),
             _ => None,
@@ -200,9 +206,11 @@ impl ItemState {
             return false;
         }
         if upper_phase {
-            // No repeats inside the upper line except adjacent 叠字.
+            // No repeats inside the upper line except adjacent 叠字, and none at the
+            // end (the lower line would have to mirror it onto its tone-ruled end).
+            let last = self.upper.len() + 1 == self.length;
             match self.upper.last() {
-                Some(prev) if *prev == c => true,
+                Some(prev) if *prev == c && !last => true,
                 _ => !self.upper.contains(&c),
             }
         } else {
