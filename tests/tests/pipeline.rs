@@ -196,3 +196,129 @@ async fn admission_control_answers_503_with_retry_after() {
     assert!(r.headers().get("retry-after").is_some());
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["type"], "overloaded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_of_a_worker_mid_batch_loses_nothing_and_duplicates_nothing() {
+    let mut s = Stack::start(
+        StackOptions::default()
+            .workers(3)
+            .worker("VISIBILITY_TIMEOUT_MS", "2000")
+            .worker("MAX_BATCH", "16")
+            .worker("MAX_WAIT_MS", "20"),
+    )
+    .await;
+    let mut ids = Vec::with_capacity(1000);
+    let mut killed_with_pending = 0i64;
+    let consumer0 = format!("w0-{}", s.worker_ports[0]);
+    for i in 0..1000u64 {
+        ids.push(s.submit_ok(theme_body(["春", "福", "家和", "龙年"][i as usize % 4], "classic", 5, i)).await);
+        if i >= 100 && killed_with_pending == 0 {
+            // SIGKILL worker 0 at a moment it holds a batch (entries delivered, not acked).
+            let mut c = s.redis().await;
+            let rows: Vec<(String, String, i64, i64)> = redis::cmd("XPENDING")
+                .arg(format!("{}jobs", s.prefix))
+                .arg("workers")
+                .arg("-")
+                .arg("+")
+                .arg(1000)
+                .arg(&consumer0)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            if !rows.is_empty() {
+                s.kill_worker(0);
+                killed_with_pending = rows.len() as i64;
+            }
+        }
+    }
+    assert!(killed_with_pending > 0, "worker 0 never held a batch to be killed in");
+    for id in &ids {
+        let job = s.wait_final(id, Duration::from_secs(240)).await;
+        assert_valid_couplet(&job);
+        let h = s.job_hash(id).await;
+        assert_eq!(h.get("result_writes").map(String::as_str), Some("1"), "job {id} result written more than once: {h:?}");
+        assert!(job["attempts"].as_u64().unwrap() >= 1);
+    }
+    // Some jobs were taken over from the killed worker (attempt 2) by XAUTOCLAIM.
+    let mut reclaimed = 0u64;
+    for i in 1..3 {
+        let m = s.worker_metrics(i).await;
+        reclaimed += m
+            .lines()
+            .find(|l| l.starts_with("pixel_couplet_reclaimed_entries_total "))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+    }
+    let mut retried = 0;
+    for id in &ids {
+        if s.job_hash(id).await.get("attempts").map(String::as_str) != Some("1") {
+            retried += 1;
+        }
+    }
+    assert!(reclaimed as i64 >= killed_with_pending, "reclaimed {reclaimed} < {killed_with_pending} pending at the kill");
+    assert!(retried as i64 >= killed_with_pending, "only {retried} jobs record a second attempt");
+    // Nothing left pending in the group.
+    let mut c = s.redis().await;
+    let pending: (i64, redis::Value, redis::Value, redis::Value) =
+        redis::cmd("XPENDING").arg(format!("{}jobs", s.prefix)).arg("workers").query_async(&mut c).await.unwrap();
+    assert_eq!(pending.0, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_outage_gives_fast_503s_and_recovers_without_restart() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("redis-outage-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let start_redis = || {
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed")
+    };
+    let mut redis_proc = start_redis();
+    let url = format!("redis://127.0.0.1:{port}");
+    for _ in 0..50 {
+        if redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let opts = StackOptions { redis_url: Some(url.clone()), ..StackOptions::default() };
+    let s = Stack::start(opts).await;
+    let before = s.submit_ok(json!({"theme": "春"})).await;
+    s.wait_final(&before, Duration::from_secs(30)).await;
+
+    let _ = redis_proc.kill();
+    let _ = redis_proc.wait();
+    for _ in 0..3 {
+        let t0 = std::time::Instant::now();
+        let r = s.http.post(format!("{}/v1/couplets", s.base())).json(&json!({"theme": "福"})).send().await.unwrap();
+        assert_eq!(r.status(), 503);
+        assert!(t0.elapsed() < Duration::from_millis(1500), "503 took {:?}", t0.elapsed());
+        assert!(r.headers().get("retry-after").is_some());
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["type"], "unavailable");
+    }
+    assert_eq!(s.http.get(format!("{}/readyz", s.base())).send().await.unwrap().status(), 503);
+    assert_eq!(s.http.get(format!("{}/healthz", s.base())).send().await.unwrap().status(), 200);
+
+    let mut redis_proc = start_redis();
+    let t0 = std::time::Instant::now();
+    let id = loop {
+        let (st, v) = s.submit(json!({"theme": "家和"})).await;
+        if st == 202 {
+            break v["id"].as_str().unwrap().to_string();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "API did not recover: {st} {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let job = s.wait_final(&id, Duration::from_secs(60)).await;
+    assert_valid_couplet(&job);
+    assert_eq!(s.http.get(format!("{}/readyz", s.base())).send().await.unwrap().status(), 200);
+    drop(s);
+    let _ = redis_proc.kill();
+    let _ = redis_proc.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

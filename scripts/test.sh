@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): builds the release binaries the
+# black-box tests drive, runs every Rust test against the real Redis, model,
+# ONNX Runtime, Prometheus and Chromium, then the monitoring checks and the
+# bounded fuzz and schemathesis runs. Needs what scripts/setup.sh and .ci/run install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SETUP_SKIP_BUILD=1
+./scripts/setup.sh
+cargo build --release --locked --bins
+cargo test --release --locked --workspace -- --test-threads=2
+bash monitoring/check.sh
+if [ -x scripts/fuzz.sh ]; then ./scripts/fuzz.sh "${FUZZ_RUNS:-20000}"; fi
+if [ -x scripts/schemathesis.sh ]; then ./scripts/schemathesis.sh; fi
+echo "test.sh: all tests passed"
