@@ -2,11 +2,10 @@
 # The project's test command (README, CI): builds the release binaries the
 # black-box tests drive, runs every Rust test against the real Redis, model,
 # ONNX Runtime, Prometheus and Chromium, then the monitoring checks and the
-# bounded fuzz and schemathesis runs. Needs what scripts/setup.sh and .ci/run install.
+# bounded fuzz and schemathesis runs. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export SETUP_SKIP_BUILD=1
-./scripts/setup.sh
+./scripts/install-test-deps.sh
 cargo build --release --locked --bins
 cargo test --release --locked --workspace -- --test-threads=2
 bash monitoring/check.sh
