@@ -98,7 +98,15 @@ where
 {
     let caller = authorize(&state, &headers, addr).await?;
     let sub = enqueue(&state, &caller, &headers, body).await?;
-    let mut h = Handled::json(StatusCode::ACCEPTED, &json!({"id": sub.id, "status": "queued"}))
+    let status = if sub.replayed {
+        // A replay answers with the original job as it stands now.
+        let mut c = state.conn().await?;
+        let st: Option<String> = redis::cmd("HGET").arg(state.keys.job(&sub.id)).arg("status").query_async(&mut *c).await?;
+        st.unwrap_or_else(|| "queued".into())
+    } else {
+        "queued".into()
+    };
+    let mut h = Handled::json(StatusCode::ACCEPTED, &json!({"id": sub.id, "status": status}))
         .with_style(Some(sub.request.style))
         .with_rate(&caller);
     let hs = h.response.headers_mut();
