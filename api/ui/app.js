@@ -57,6 +57,7 @@
     shown: null, // {id, upper, lower, hengpi, style, theme, at}
     layout: 'door',
     elapsedTimer: null,
+    elapsedTick: null,
     countdownTimer: null,
     objectUrl: null,
   };
@@ -255,11 +256,16 @@
     const t0 = performance.now();
     const tick = () => { elapsedEl.textContent = `${((performance.now() - t0) / 1000).toFixed(1)} s`; };
     tick();
+    state.elapsedTick = tick;
     state.elapsedTimer = setInterval(tick, 100);
   }
 
+  // Stops the clock, showing the exact final time.
   function stopElapsed() {
-    if (state.elapsedTimer) clearInterval(state.elapsedTimer);
+    if (state.elapsedTimer) {
+      clearInterval(state.elapsedTimer);
+      state.elapsedTick();
+    }
     state.elapsedTimer = null;
   }
 
@@ -345,12 +351,16 @@
   }
 
   function failSubmission(type, message) {
+    stopElapsed();
+    elapsedEl.textContent = '';
     const [zh, en] = describeError(type, null, message);
     setChildren(formError, bilingual(zh, en));
     setStatus('error', '未能提交。', 'Not submitted.');
   }
 
   function handleRejection(res, body) {
+    stopElapsed();
+    elapsedEl.textContent = '';
     const err = (body && body.error) || {};
     const type = err.type || (res.status === 401 ? 'unauthorized' : `http_${res.status}`);
     const wait = retryAfterSeconds(res);

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use couplet_tests::{free_port, root, theme_chars, Stack, StackOptions};
 use fantoccini::key::Key;
 use futures::FutureExt;
+use hyper_util::client::legacy::connect::HttpConnector;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
@@ -80,8 +81,7 @@ impl Driver {
         ];
         let caps = json!({ "goog:chromeOptions": { "binary": CHROMIUM, "args": args } });
         let caps = caps.as_object().unwrap().clone();
-        ClientBuilder::rustls()
-            .expect("rustls connector")
+        ClientBuilder::new(HttpConnector::new())
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{}", self.port))
             .await
@@ -189,7 +189,10 @@ async fn walk_the_page(c: &Client, base: &str) {
     let href = download.attr("href").await.unwrap().unwrap_or_default();
     assert!(href.contains("/image.png"), "download link: {href}");
     assert!(download.attr("download").await.unwrap().is_some(), "download link has a download attribute");
+    // Tall enough that the screenshot shows the form, the picture and the text.
+    c.set_window_size(1100, 2300).await.unwrap();
     screenshot(c, "ui.png").await;
+    c.set_window_size(1100, 1700).await.unwrap();
 
     // --- layout toggle: the banner is another picture of the same couplet ---
     c.find(Locator::Css("[data-testid=layout-banner]")).await.unwrap().click().await.unwrap();
