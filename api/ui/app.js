@@ -207,19 +207,24 @@
   function startCountdown(seconds, zh, en) {
     stopCountdown();
     const until = Date.now() + seconds * 1000;
+    // Screen readers hear the alert once, with the starting number; the ticking
+    // numbers are for the eyes only (aria-hidden), so they are not re-announced.
+    const spoken = document.createElement('span');
+    spoken.className = 'visually-hidden';
+    spoken.textContent = `请在 ${seconds} 秒后再试。Try again in ${seconds} s.`;
     const count = document.createElement('strong');
     count.className = 'countdown';
     count.dataset.testid = 'countdown';
-    const line = document.createElement('span');
-    line.append(bilingual(zh, en), ' ');
-    const wait = document.createElement('span');
-    wait.append('请在 ', count, ' 秒后再试。');
-    const waitEn = document.createElement('span');
-    waitEn.lang = 'en';
     const countEn = document.createElement('strong');
     countEn.className = 'countdown';
-    waitEn.append(' Try again in ', countEn, ' s.');
-    line.append(wait, waitEn);
+    const shown = document.createElement('span');
+    shown.setAttribute('aria-hidden', 'true');
+    const waitEn = document.createElement('span');
+    waitEn.lang = 'en';
+    waitEn.append('Try again in ', countEn, ' s.');
+    shown.append('请在 ', count, ' 秒后再试。 ', waitEn);
+    const line = document.createElement('span');
+    line.append(bilingual(zh, en), ' ', spoken, shown);
     setChildren(formError, line);
     submitBtn.disabled = true;
     const tick = () => {
@@ -365,7 +370,7 @@
     const type = err.type || (res.status === 401 ? 'unauthorized' : `http_${res.status}`);
     const wait = retryAfterSeconds(res);
     if (res.status === 429) {
-      startCountdown(wait === null ? 10 : wait, '请求太频繁了。', 'Too many requests.');
+      startCountdown(wait === null ? 10 : Math.max(1, wait), '请求太频繁了。', 'Too many requests.');
       setStatus('error', '请求太频繁，请稍等。', 'Rate limited: please wait.');
     } else if (res.status === 503 || res.status === 502 || res.status === 504) {
       const [zh, en] = describeError(type === 'unavailable' ? 'unavailable' : 'overloaded');

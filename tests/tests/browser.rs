@@ -6,7 +6,9 @@
 //! press Enter, watch the status go to done, check the picture really loaded
 //! and the three lines obey the couplet rules (`common::rules::check`), flip
 //! the layout, reload and reopen it from the history, then send an invalid
-//! theme and find the message next to the theme field. Screenshots go to
+//! theme and find the message next to the theme field. A second stack, with
+//! a tiny per-IP rate limit and a one-job queue, shows the live countdown of a
+//! 429 and the "busy" message of a 503. Screenshots go to
 //! `target/screenshots/` (`ui.png` is the finished couplet).
 //!
 //! Chromium and chromedriver are required (`apt-get install -y chromium
@@ -142,7 +144,13 @@ async fn the_page_makes_a_couplet_and_explains_mistakes() {
     let driver = Driver::start();
     let c = driver.session().await;
     // Close the browser session even when an assertion fails, so no Chromium outlives the test.
-    let walked = AssertUnwindSafe(walk_the_page(&c, &stack.base_url())).catch_unwind().await;
+    let walked = AssertUnwindSafe(async {
+        walk_the_page(&c, &stack.base_url()).await;
+        drop(stack);
+        walk_the_refusals(&c).await;
+    })
+    .catch_unwind()
+    .await;
     let _ = c.close().await;
     if let Err(panic) = walked {
         std::panic::resume_unwind(panic);
@@ -268,4 +276,57 @@ async fn walk_the_page(c: &Client, base: &str) {
     let y: Vec<f64> = layout.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert!(y[0] <= y[1] && y[1] < y[2], "error message between the theme box and the style picker: {y:?}");
     screenshot(c, "ui-error.png").await;
+}
+
+/// Rate limited, then busy: both explained in the form, with a live countdown.
+async fn walk_the_refusals(c: &Client) {
+    // One request per 5 s per IP, and room for a single queued job with no worker to take it.
+    let opts = StackOptions::default().workers(0).api("IP_RATE_LIMIT", "0.2").api("IP_RATE_BURST", "1").api("MAX_BACKLOG", "1");
+    let stack = Stack::start(opts).await;
+    let base = stack.base_url();
+    // This request spends the IP's burst and fills the queue.
+    let (st, body) = stack.submit(json!({"theme": "福"})).await;
+    assert_eq!(st, 202, "{body}");
+
+    c.goto(&format!("{base}/")).await.unwrap();
+    let theme = c.find(Locator::Id("theme")).await.unwrap();
+    theme.send_keys("春").await.unwrap();
+    theme.send_keys(&Key::Enter.to_string()).await.unwrap();
+    let first = wait_js(
+        c,
+        "the rate-limit countdown",
+        "const n = document.querySelector('[data-testid=countdown]'); return n ? Number(n.textContent) : null;",
+        Duration::from_secs(10),
+    )
+    .await;
+    let first = first.as_f64().unwrap();
+    assert!((1.0..=5.0).contains(&first), "countdown starts from Retry-After: {first}");
+    let form_error = text(c, "error-form").await;
+    assert!(form_error.contains("Too many requests") && form_error.contains("太频繁"), "{form_error}");
+    let alert = c.find(Locator::Css("[data-testid=error-form]")).await.unwrap().attr("role").await.unwrap();
+    assert_eq!(alert.as_deref(), Some("alert"));
+    let disabled = c.find(Locator::Css("[data-testid=submit]")).await.unwrap().prop("disabled").await.unwrap();
+    assert_eq!(disabled.as_deref(), Some("true"), "submit waits for the countdown");
+    screenshot(c, "ui-rate-limited.png").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later = c.execute("const n = document.querySelector('[data-testid=countdown]'); return n ? Number(n.textContent) : 0;", vec![]).await.unwrap();
+    assert!(later.as_f64().unwrap() < first, "the countdown counts down: {first} → {later}");
+
+    // When it reaches zero the button comes back; the next try finds the queue full.
+    wait_js(
+        c,
+        "the countdown to end",
+        "return !document.querySelector('[data-testid=submit]').disabled && !document.querySelector('[data-testid=countdown]');",
+        Duration::from_secs(10),
+    )
+    .await;
+    c.find(Locator::Css("[data-testid=submit]")).await.unwrap().click().await.unwrap();
+    let busy = wait_js(
+        c,
+        "the busy message",
+        "const e = document.querySelector('[data-testid=error-form]'); return e && e.innerText.includes('busy') ? e.innerText : null;",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(busy.as_str().unwrap().contains("繁忙"), "bilingual busy message: {busy}");
 }
