@@ -20,6 +20,11 @@ use common::request::is_line_punct;
 use common::tones::Tone;
 use rand_chacha::ChaCha8Rng;
 
+/// Temperature multiplier when the user supplies the upper line.
+pub const UPPER_MODE_TEMPERATURE_SCALE: f32 = 0.2;
+/// Style-lexicon bias multiplier when the user supplies the upper line.
+pub const UPPER_MODE_BIAS_SCALE: f32 = 0.5;
+
 /// Which line is being written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -45,6 +50,7 @@ pub struct ItemState {
     required: Vec<char>,
     theme: Vec<char>,
     params: StyleParams,
+    bias_scale: f32,
     /// Style being written.
     pub style: Style,
     rng: ChaCha8Rng,
@@ -54,14 +60,19 @@ pub struct ItemState {
 impl ItemState {
     /// A theme-mode item (writes both lines).
     pub fn theme_mode(length: usize, theme: Vec<char>, required: Vec<char>, style: Style, rng: ChaCha8Rng) -> Self {
-        ItemState { phase: Phase::Upper, length, upper: Vec::new(), lower: Vec::new(), required, theme, params: params(style), style, rng, scratch: Vec::new() }
+        ItemState { phase: Phase::Upper, length, upper: Vec::new(), lower: Vec::new(), required, theme, params: params(style), bias_scale: 1.0, style, rng, scratch: Vec::new() }
     }
 
     /// An upper-line item (writes the lower line only).
     pub fn upper_mode(upper: Vec<char>, theme: Vec<char>, required: Vec<char>, style: Style, rng: ChaCha8Rng) -> Self {
         let length = upper.len();
         let required = required.into_iter().filter(|c| !upper.contains(c)).collect();
-        ItemState { phase: Phase::Lower, length, upper, lower: Vec::new(), required, theme, params: params(style), style, rng, scratch: Vec::new() }
+        // Answering a given upper line is closer to translation than to free
+        // writing: decode much more sharply (still seeded, still varying a little).
+        let mut p = params(style);
+        p.temperature *= UPPER_MODE_TEMPERATURE_SCALE;
+        let bias_scale = UPPER_MODE_BIAS_SCALE;
+        ItemState { phase: Phase::Lower, length, upper, lower: Vec::new(), required, theme, params: p, bias_scale, style, rng, scratch: Vec::new() }
     }
 
     /// The item's RNG (the 横批 choice continues the same stream).
@@ -79,11 +90,14 @@ impl ItemState {
     }
 
     fn lower_free_nonfinal_from(&self, from: usize) -> usize {
-        // Counted only once the upper line is complete.
+        // Counted only once the upper line is complete. A position mirrored onto
+        // the final one (叠字 ending the upper line) carries the final tone rule,
+        // so it cannot take a required character of any tone: not counted.
+        let end = self.upper.last().copied();
         (from..self.length.saturating_sub(1))
             .filter(|&i| {
                 let u = self.upper[i];
-                !is_line_punct(u) && !(0..i).any(|j| self.upper[j] == u)
+                !is_line_punct(u) && !(0..i).any(|j| self.upper[j] == u) && Some(u) != end
             })
             .count()
     }
@@ -156,7 +170,7 @@ impl ItemState {
             _ => None,
         };
         // Rule 4 deadline: force a required character into this free, non-final slot.
-        if !last && !self.required.is_empty() && self.required.len() >= self.slots_left() {
+        if !last && !feeds_last && !self.required.is_empty() && self.required.len() >= self.slots_left() {
             let best = self
                 .required
                 .iter()
@@ -183,7 +197,7 @@ impl ItemState {
             if !self.allowed_char(c, upper_phase) {
                 continue;
             }
-            let mut adj = l + bias[id];
+            let mut adj = l + bias[id] * self.bias_scale;
             if self.required.contains(&c) {
                 adj += 3.0;
             } else if self.theme.contains(&c) {

@@ -18,7 +18,8 @@ pub struct StyleParams {
 /// The settings for `style`.
 pub fn params(style: Style) -> StyleParams {
     match style {
-        Style::Classic => StyleParams { temperature: 0.7, top_k: 12, lexicon_bias: 0.8 },
+        // Classic is the model's own voice: no lexicon bias, conservative sampling.
+        Style::Classic => StyleParams { temperature: 0.7, top_k: 12, lexicon_bias: 0.0 },
         Style::Festive => StyleParams { temperature: 0.9, top_k: 24, lexicon_bias: 2.2 },
         Style::Literary => StyleParams { temperature: 0.85, top_k: 32, lexicon_bias: 1.6 },
         Style::Business => StyleParams { temperature: 0.8, top_k: 20, lexicon_bias: 2.2 },
