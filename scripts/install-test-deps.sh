@@ -10,6 +10,8 @@ command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+# Unifont for CJK glyphs in browser screenshots (the renderer embeds its own).
+[ -f /usr/share/fonts/opentype/unifont/unifont.otf ] || dpkg -s fonts-unifont >/dev/null 2>&1 || need_apt+=(fonts-unifont)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-deps: apt-get install ${need_apt[*]}"
   apt-get update -qq
