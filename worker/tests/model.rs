@@ -81,3 +81,20 @@ fn a_missing_runtime_library_is_one_clear_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("MODEL_DIR"));
 }
+
+#[test]
+fn cuda_without_a_gpu_build_falls_back_to_cpu_with_a_warning() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_couplet-worker"))
+        .args(["generate", "--device", "cuda", "--theme", "春", "--seed", "1"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    if !err.contains("falling back to CPU") {
+        // Only on a machine whose ONNX Runtime has CUDA (onnxruntime-gpu) and a GPU.
+        assert!(std::path::Path::new("/dev/nvidia0").exists(), "{err}");
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hengpi"].as_str().unwrap().chars().count(), 4);
+}
