@@ -181,8 +181,8 @@ impl From<redis::RedisError> for ApiError {
     }
 }
 
-impl From<deadpool_redis::PoolError> for ApiError {
-    fn from(e: deadpool_redis::PoolError) -> Self {
+impl From<common::redis_pool::PoolError> for ApiError {
+    fn from(e: common::redis_pool::PoolError) -> Self {
         tracing::warn!(error = %e, "redis pool error");
         ApiError::Unavailable
     }

@@ -5,7 +5,7 @@ use crate::config::ApiConfig;
 use crate::waiters::Waiters;
 use common::keys::Keys;
 use common::metrics::{ApiMetrics, QueueMetrics};
-use deadpool_redis::Pool;
+use common::redis_pool::Pool;
 use std::sync::Arc;
 
 /// Everything a handler needs.
@@ -29,7 +29,7 @@ pub struct AppState {
 
 impl AppState {
     /// A pooled connection, or `Unavailable` within the pool's timeouts.
-    pub async fn conn(&self) -> Result<deadpool_redis::Connection, crate::error::ApiError> {
+    pub async fn conn(&self) -> Result<common::redis_pool::Connection, crate::error::ApiError> {
         Ok(self.redis.get().await?)
     }
 }

@@ -7,7 +7,7 @@ use common::job::{now_ms, CoupletResult, JobError};
 use common::keys::{Keys, GROUP};
 use common::request::ValidRequest;
 use common::scripts::{pipeline_with_reload, scripts};
-use deadpool_redis::Pool;
+use common::redis_pool::Pool;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ pub enum QueueError {
     Redis(#[from] redis::RedisError),
     /// No connection from the pool.
     #[error("redis pool: {0}")]
-    Pool(#[from] deadpool_redis::PoolError),
+    Pool(#[from] common::redis_pool::PoolError),
 }
 
 /// One stream entry taken by this consumer.

@@ -108,7 +108,7 @@ pub async fn run(cfg: WorkerConfig, opts: RuntimeOptions) -> anyhow::Result<()> 
 fn serve_http(
     addr: std::net::SocketAddr,
     registry: prometheus::Registry,
-    redis: deadpool_redis::Pool,
+    redis: common::redis_pool::Pool,
     ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {

@@ -16,7 +16,7 @@ use common::keys::Keys;
 use common::metrics::{outcome, WebhookMetrics};
 use common::scripts::scripts;
 use common::signing::sign;
-use deadpool_redis::Pool;
+use common::redis_pool::Pool;
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
