@@ -1,0 +1,153 @@
+//! What the bench reads from Redis directly: the server's pid (for its CPU
+//! figure), `INFO commandstats` deltas (commands and server µs per
+//! submission, the best evidence of what one request costs Redis), the job
+//! hashes' ms timestamps (for submit → finished latency without a poll per
+//! job through the API), and `redis-benchmark` for the XADD ceiling.
+
+use anyhow::{anyhow, Context, Result};
+use common::keys::Keys;
+use redis::aio::MultiplexedConnection;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A multiplexed connection.
+pub async fn connect(url: &str) -> Result<MultiplexedConnection> {
+    Ok(redis::Client::open(url)?.get_multiplexed_async_connection().await?)
+}
+
+async fn info(c: &mut MultiplexedConnection, section: &str) -> Result<String> {
+    Ok(redis::cmd("INFO").arg(section).query_async(c).await?)
+}
+
+/// The Redis server's pid (when it runs on this machine, its CPU can be read).
+pub async fn server_pid(c: &mut MultiplexedConnection) -> Option<u32> {
+    let s = info(c, "server").await.ok()?;
+    s.lines().find_map(|l| l.strip_prefix("process_id:")).and_then(|v| v.trim().parse().ok())
+}
+
+/// `redis_version` of the server.
+pub async fn server_version(c: &mut MultiplexedConnection) -> String {
+    let s = info(c, "server").await.unwrap_or_default();
+    s.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("?").trim().to_string()
+}
+
+/// Command name → (calls, µs) from `INFO commandstats`.
+pub async fn commandstats(c: &mut MultiplexedConnection) -> BTreeMap<String, (u64, u64)> {
+    let s = info(c, "commandstats").await.unwrap_or_default();
+    let mut m = BTreeMap::new();
+    for l in s.lines() {
+        let Some((name, rest)) = l.strip_prefix("cmdstat_").and_then(|r| r.split_once(':')) else { continue };
+        let mut calls = 0;
+        let mut usec = 0;
+        for kv in rest.split(',') {
+            match kv.split_once('=') {
+                Some(("calls", v)) => calls = v.parse().unwrap_or(0),
+                Some(("usec", v)) => usec = v.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        m.insert(name.to_string(), (calls, usec));
+    }
+    m
+}
+
+/// `after - before`, commands with no calls dropped.
+pub fn stats_delta(before: &BTreeMap<String, (u64, u64)>, after: &BTreeMap<String, (u64, u64)>) -> BTreeMap<String, (u64, u64)> {
+    after
+        .iter()
+        .filter_map(|(k, (c1, u1))| {
+            let (c0, u0) = before.get(k).copied().unwrap_or((0, 0));
+            (c1 > &c0).then(|| (k.clone(), (c1 - c0, u1.saturating_sub(u0))))
+        })
+        .collect()
+}
+
+/// Timestamps of one job (ms since the epoch, from the job hash).
+#[derive(Debug, Clone, Default)]
+pub struct JobTimes {
+    /// `queued`, `running`, `succeeded`, `failed`, `canceled`, or "" when the hash is gone.
+    pub status: String,
+    /// Set by the API at submission.
+    pub created: Option<i64>,
+    /// Set by the worker when the job's batch starts.
+    pub started: Option<i64>,
+    /// Set when the result is stored.
+    pub finished: Option<i64>,
+}
+
+impl JobTimes {
+    /// Succeeded, failed or canceled.
+    pub fn is_final(&self) -> bool {
+        matches!(self.status.as_str(), "succeeded" | "failed" | "canceled")
+    }
+}
+
+/// Reads the jobs' hashes until every job is final or `deadline` passes.
+pub async fn wait_jobs(c: &mut MultiplexedConnection, keys: &Keys, ids: &[String], deadline: Instant) -> Result<Vec<JobTimes>> {
+    let mut out = vec![JobTimes::default(); ids.len()];
+    let mut open: Vec<usize> = (0..ids.len()).collect();
+    loop {
+        let mut still = Vec::new();
+        for chunk in open.chunks(2000) {
+            let mut p = redis::pipe();
+            for &i in chunk {
+                p.cmd("HMGET").arg(keys.job(&ids[i])).arg("status").arg("created_at").arg("started_at").arg("finished_at");
+            }
+            let rows: Vec<Vec<Option<String>>> = p.query_async(c).await.context("HMGET job hashes")?;
+            for (&i, r) in chunk.iter().zip(rows) {
+                let num = |k: usize| r.get(k).cloned().flatten().and_then(|v| v.parse::<i64>().ok());
+                out[i] = JobTimes { status: r.first().cloned().flatten().unwrap_or_default(), created: num(1), started: num(2), finished: num(3) };
+                if !out[i].is_final() {
+                    still.push(i);
+                }
+            }
+        }
+        open = still;
+        if open.is_empty() || Instant::now() >= deadline {
+            return Ok(out);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    common::job::now_ms()
+}
+
+/// Runs `redis-benchmark -n N -c C -P 1 -q XADD <key> * f v`; returns requests/s and the raw line.
+pub fn xadd_ceiling(redis_url: &str, key: &str, requests: u64, clients: usize) -> Result<(f64, String)> {
+    let u = url::Url::parse(redis_url)?;
+    let host = u.host_str().unwrap_or("127.0.0.1").to_string();
+    let port = u.port().unwrap_or(6379).to_string();
+    let out = std::process::Command::new("redis-benchmark")
+        .args(["-h", &host, "-p", &port, "-n", &requests.to_string(), "-c", &clients.to_string(), "-P", "1", "-q", "XADD", key, "*", "f", "v"])
+        .output()
+        .context("run redis-benchmark (installed with redis-server)")?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    // -q prints progress with \r and the result last: "XADD …: 123456.79 requests per second, p50=…".
+    let line = text.split(['\r', '\n']).rfind(|l| l.contains("requests per second")).unwrap_or("").trim().to_string();
+    let rps = line
+        .split("requests per second")
+        .next()
+        .and_then(|s| s.rsplit(':').next())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .ok_or_else(|| anyhow!("cannot read redis-benchmark output: {text:?} {}", String::from_utf8_lossy(&out.stderr)))?;
+    Ok((rps, line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deltas_keep_only_commands_that_ran() {
+        let a = BTreeMap::from([("evalsha".to_string(), (10, 100)), ("ping".to_string(), (5, 5))]);
+        let b = BTreeMap::from([("evalsha".to_string(), (30, 400)), ("ping".to_string(), (5, 5)), ("xadd".to_string(), (1, 2))]);
+        let d = stats_delta(&a, &b);
+        assert_eq!(d.get("evalsha"), Some(&(20, 300)));
+        assert_eq!(d.get("xadd"), Some(&(1, 2)));
+        assert!(!d.contains_key("ping"));
+    }
+}
