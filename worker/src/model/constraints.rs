@@ -17,7 +17,7 @@ use super::style_bias::{params, StyleParams};
 use common::Style;
 use super::Vocab;
 use common::request::is_line_punct;
-use common::tones::Tone;
+use common::tones::{tone, Tone};
 use rand_chacha::ChaCha8Rng;
 
 /// Temperature multiplier when the user supplies the upper line.
@@ -167,6 +167,13 @@ impl ItemState {
         let want_tone = match (upper_phase, last || feeds_last) {
             (true, true) => Some(Tone::Ze),
             (false, true) => Some(Tone::Ping),
+            // 平仄相对: at the 2nd, 4th and 6th characters the lower line takes
+            // the tone opposite to the upper line's (as every corpus pair does).
+            (false, false) if matches!(pos, 1 | 3 | 5) => match tone(self.upper[pos]) {
+                Some(Tone::Ping) => Some(Tone::Ze),
+                Some(Tone::Ze) => Some(Tone::Ping),
+                None => None,
+            },
             _ => None,
         };
         // Rule 4 deadline: force a required character into this free, non-final slot.
