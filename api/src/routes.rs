@@ -76,7 +76,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
     let m = state.metrics.clone();
     let st = move || with_state(state.clone());
     let headers = warp::header::headers_cloned;
-    let addr = warp::addr::remote;
+    let addr = crate::server::remote_addr;
 
     let submit = warp::path!("v1" / "couplets")
         .and(warp::post())

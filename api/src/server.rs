@@ -1,6 +1,14 @@
 //! Serving: build the state, create the consumer group, start the completion
 //! listener and the HTTP server, and shut down in three steps (signal → stop
 //! accepting and drain in-flight requests → deadline).
+//!
+//! The accept loop is warp's own graceful loop written out here for one
+//! reason: hyper enforces a deadline on the request head only when it is given
+//! a timer, and warp's server gives none, so a client that never finishes its
+//! headers (slowloris) would hold a connection forever. Each connection gets
+//! `BODY_TIMEOUT_MS` for its head (the same deadline the body has; it also
+//! bounds how long an idle keep-alive connection is kept). HTTP/1.1 only: h2c
+//! prior knowledge is not offered.
 
 use crate::config::{ApiConfig, AuthMode};
 use crate::routes::routes;
@@ -9,9 +17,17 @@ use crate::waiters::Waiters;
 use common::keys::{Keys, GROUP};
 use common::metrics::{new_registry, ApiMetrics, QueueMetrics};
 use common::redis_pool::{pool, redact, PoolOptions};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use warp::reply::Response;
+use warp::Filter;
 
 /// Builds the shared state (no I/O).
 pub fn state(cfg: ApiConfig) -> Result<AppState, String> {
@@ -76,15 +92,70 @@ pub async fn run(cfg: ApiConfig, shutdown: impl std::future::Future<Output = ()>
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("LISTEN_ADDR {listen}: {e}"))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let t2 = token.clone();
-    let server = warp::serve(routes(state)).incoming(listener).graceful(async move {
+    let head_timeout = state.cfg.body_timeout;
+    let server = serve(listener, routes(state), head_timeout, async move {
         shutdown.await;
         t2.cancel();
     });
-    let handle = tokio::spawn(server.run());
+    let handle = tokio::spawn(server);
     token.cancelled().await;
     tracing::info!("shutdown signal received; draining requests");
     if tokio::time::timeout(grace, handle).await.is_err() {
         tracing::warn!("shutdown deadline passed with requests in flight");
     }
     Ok(())
+}
+
+/// The client's socket address, put in each request's extensions by [`serve`]
+/// (warp's own is private to warp's server).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The remote address for the routes: the one [`serve`] recorded, else warp's
+/// (which `warp::test` sets).
+pub fn remote_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>()
+        .and(warp::addr::remote())
+        .map(|ours: Option<ClientAddr>, warps: Option<SocketAddr>| ours.map(|a| a.0).or(warps))
+}
+
+/// Serves HTTP/1.1 until `shutdown`, then waits for the open connections to
+/// finish their requests (the caller bounds that wait).
+async fn serve<F>(listener: tokio::net::TcpListener, filter: F, head_timeout: Duration, shutdown: impl Future<Output = ()>)
+where
+    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let svc = TowerToHyperService::new(warp::service(filter.clone()));
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ClientAddr(remote));
+            hyper::service::Service::call(&svc, req)
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(head_timeout)
+            .serve_connection(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
