@@ -63,11 +63,12 @@ wait_http "http://127.0.0.1:$WORKER_PORT/readyz"
 echo "schemathesis: API at $BASE (sealed=${SCHEMATHESIS_SEALED:-0}), $MAX_EXAMPLES examples per operation"
 t0=$(date +%s)
 set +e
-schemathesis run "$BASE/openapi.json" \
+# From the scratch folder, so its cache (.schemathesis/) lands there, not in the work tree.
+(cd "$work" && schemathesis run "$BASE/openapi.json" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance \
   --max-examples "$MAX_EXAMPLES" --mode all --phases examples,coverage,fuzzing,stateful \
   --request-timeout 15 --workers 2 --seed "${SCHEMATHESIS_SEED:-1}" --no-color --output-truncate true \
-  ${SCHEMATHESIS_ARGS:-}
+  ${SCHEMATHESIS_ARGS:-})
 rc=$?
 set -e
 echo "schemathesis: exit $rc after $(( $(date +%s) - t0 )) s"
