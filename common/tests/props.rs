@@ -90,7 +90,7 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<f64>().prop_map(Value::from),
         mixed_text(30).prop_map(Value::String),
     ];
-    let tree = leaf.prop_recursive(3, 24, 6, |inner| {
+    leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             proptest::collection::btree_map(
@@ -104,8 +104,7 @@ fn json_value() -> impl Strategy<Value = Value> {
             )
             .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
-    });
-    tree
+    })
 }
 
 /// The documented rules every accepted request satisfies.

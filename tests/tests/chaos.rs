@@ -179,7 +179,7 @@ enum Answer {
     Accepted(String),
     Unavailable,
     Other(u16, String),
-    NoAnswer(String),
+    Unanswered(String),
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -211,7 +211,7 @@ async fn redis_restart_under_load_loses_no_accepted_job() {
                             _ => Answer::Other(st, v.to_string()),
                         }
                     }
-                    Err(e) => Answer::NoAnswer(e.to_string()),
+                    Err(e) => Answer::Unanswered(e.to_string()),
                 };
                 log.lock().unwrap().push((started, t0.elapsed() - started, answer));
                 i += 3;
@@ -238,7 +238,7 @@ async fn redis_restart_under_load_loses_no_accepted_job() {
     let mut accepted_after = 0;
     for (started, took, answer) in &log {
         match answer {
-            Answer::NoAnswer(e) => panic!("request at {started:?} got no answer within 3 s ({took:?}): {e}"),
+            Answer::Unanswered(e) => panic!("request at {started:?} got no answer within 3 s ({took:?}): {e}"),
             Answer::Other(st, v) => panic!("request at {started:?} answered {st} {v}"),
             Answer::Accepted(id) => {
                 accepted.push(id.clone());
