@@ -114,6 +114,8 @@ def main():
     ap.add_argument("--ckpt-every-min", type=float, default=5.0)
     ap.add_argument("--measure", type=float, default=0, help="only measure throughput for this many seconds")
     ap.add_argument("--no-export", action="store_true")
+    ap.add_argument("--init-from", default="", help="checkpoint to load model weights from (fresh AdamW, "
+                    "fresh LR schedule; architecture and vocab come from the checkpoint)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -129,7 +131,19 @@ def main():
     tok = Tokenizer(vocab)
     print(f"pairs={len(pairs)} train={len(train)} val={len(val)} vocab={len(vocab)} ({time.time()-t0:.1f}s)", flush=True)
 
+    init = None
+    if args.init_from:
+        init = torch.load(args.init_from, map_location="cpu", weights_only=False)
+        if init["vocab"] != vocab:
+            raise SystemExit(f"--init-from: vocab of {args.init_from} differs from this data/seed split")
+        cfg = init["model_cfg"]
+        for k in ("d_model", "n_layer", "n_head", "ff", "max_positions", "dropout"):
+            setattr(args, k.replace("-", "_"), cfg[k])
     model = GPT(len(vocab), args.d_model, args.n_layer, args.n_head, args.ff, args.max_positions, args.dropout).to(device)
+    if init is not None:
+        model.load_state_dict(init["model"])
+        print(f"init-from {args.init_from} (step {init.get('step')}, extra {init.get('extra', {})})", flush=True)
+        del init
     nparams = sum(p.numel() for p in model.parameters())
     print(f"params={nparams}", flush=True)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
