@@ -227,13 +227,9 @@ impl ItemState {
             return false;
         }
         if upper_phase {
-            // No repeats inside the upper line except adjacent 叠字, and none at the
-            // end (the lower line would have to mirror it onto its tone-ruled end).
-            let last = self.upper.len() + 1 == self.length;
-            match self.upper.last() {
-                Some(prev) if *prev == c && !last => true,
-                _ => !self.upper.contains(&c),
-            }
+            // No repeated characters in a generated upper line: the small model
+            // over-produces 叠字 (龙龙, 业业) under the style bias, and they read badly.
+            !self.upper.contains(&c)
         } else {
             !self.upper.contains(&c) && !self.lower.contains(&c)
         }
