@@ -62,6 +62,15 @@ fn main() {
     std::process::exit(code);
 }
 
+/// The short variants `all` runs, written as a user would type them.
+fn all_args() -> Result<(SubmitArgs, E2eArgs, BatchingArgs), clap::Error> {
+    Ok((
+        SubmitArgs::try_parse_from(["submit", "--step-seconds", "5", "--duration", "10", "--redis-requests", "100000"])?,
+        E2eArgs::try_parse_from(["e2e", "--rates", "25,50,100", "--duration", "10", "--drain-seconds", "30"])?,
+        BatchingArgs::try_parse_from(["batching", "--jobs", "300", "--deadline-seconds", "90"])?,
+    ))
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.redis_url.as_str();
     match cli.command {
@@ -78,13 +87,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             soak::run(url, &a).await?;
         }
         Cmd::All => {
-            let s = submit::run(url, &SubmitArgs::try_parse_from(["submit", "--step-seconds", "5", "--duration", "10", "--redis-requests", "100000"])?).await?;
+            let (sa, ea, ba) = all_args()?;
+            let s = submit::run(url, &sa).await?;
             println!();
-            let e = e2e::run(url, &E2eArgs::try_parse_from(["e2e", "--rates", "25,50,100", "--duration", "10", "--drain-seconds", "30"])?).await?;
+            let e = e2e::run(url, &ea).await?;
             println!();
-            let b = batching::run(url, &BatchingArgs::try_parse_from(["batching", "--jobs", "300", "--deadline-seconds", "90"])?).await?;
+            let b = batching::run(url, &ba).await?;
             report::write_json("all", &json!({"submit": s, "e2e": e, "batching": b}))?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_short_variants_of_all_parse() {
+        let (s, e, b) = super::all_args().expect("all's argument lists parse");
+        assert_eq!((s.step_seconds, s.duration), (5.0, 10.0));
+        assert_eq!(e.rates, vec![25.0, 50.0, 100.0]);
+        assert_eq!(b.jobs, 300);
+        assert_eq!(b.batches, vec![1, 8, 32, 64]);
+    }
 }
