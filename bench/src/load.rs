@@ -108,10 +108,9 @@ struct TaskOut {
     last: Instant,
 }
 
-/// Where requests go: socket address, `Host` header and path of the URL.
+/// Where requests go: `host:port` (socket address and `Host` header) and path of the URL.
 struct Target {
-    addr: String,
-    host: String,
+    authority: String,
     path: String,
 }
 
@@ -127,14 +126,14 @@ impl Target {
             Some(q) => format!("{}?{q}", u.path()),
             None => u.path().to_string(),
         };
-        Ok(Target { addr: format!("{host}:{port}"), host: format!("{host}:{port}"), path })
+        Ok(Target { authority: format!("{host}:{port}"), path })
     }
 }
 
 type Conn = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 async fn connect(t: &Target) -> Result<Conn, String> {
-    let s = tokio::net::TcpStream::connect(&t.addr).await.map_err(|_| "connect".to_string())?;
+    let s = tokio::net::TcpStream::connect(&t.authority).await.map_err(|_| "connect".to_string())?;
     let _ = s.set_nodelay(true);
     let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s)).await.map_err(|_| "connect".to_string())?;
     // The connection task ends when `send` is dropped or the peer closes.
@@ -142,14 +141,18 @@ async fn connect(t: &Target) -> Result<Conn, String> {
     Ok(send)
 }
 
-/// One request on a kept-alive connection (reconnecting first when it was closed): status and body.
+/// One request on a kept-alive connection (reconnecting first when it was
+/// closed): the body of a 2xx answer, or the kind of failure.
 async fn request(conn: &mut Option<Conn>, t: &Target, spec: &LoadSpec, i: u64) -> Result<Bytes, String> {
     let c = match conn {
         Some(c) if !c.is_closed() => c,
         _ => conn.insert(connect(t).await?),
     };
-    c.ready().await.map_err(|_| "transport".to_string())?;
-    let mut b = Request::post(&t.path).header(HOST, &t.host).header(CONTENT_TYPE, "application/json");
+    if c.ready().await.is_err() {
+        *conn = None;
+        return Err("transport".into());
+    }
+    let mut b = Request::post(&t.path).header(HOST, &t.authority).header(CONTENT_TYPE, "application/json");
     if let Some(tok) = &spec.bearer {
         b = b.header(AUTHORIZATION, format!("Bearer {tok}"));
     }

@@ -73,7 +73,24 @@ pub fn machine() -> Value {
     let model = cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("?").trim().to_string();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem_kib: u64 = meminfo.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let git_head = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(crate::stack::root())
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    // The binaries under test are rebuilt by whoever builds the workspace; their mtimes say which build ran.
+    let built = |name: &str| {
+        std::fs::metadata(target_dir().join("release").join(name))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+    };
     json!({
+        "git_head": git_head,
+        "binaries_mtime_unix": {"couplet-api": built("couplet-api"), "couplet-worker": built("couplet-worker")},
         "cores": procstat::cores(),
         "cpu_model": model,
         "mem_total_gib": (mem_kib as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0,
@@ -86,6 +103,13 @@ pub fn print_machine(m: &Value) {
     println!(
         "machine: {} cores, {} GiB, {}; loadavg at start: {}",
         m["cores"], m["mem_total_gib"], m["cpu_model"].as_str().unwrap_or("?"), m["loadavg_at_start"].as_str().unwrap_or("?")
+    );
+    let age = |k: &str| m["binaries_mtime_unix"][k].as_u64().map(|t| format!("{} min", unix_now().saturating_sub(t) / 60)).unwrap_or_else(|| "?".into());
+    println!(
+        "git HEAD {}; couplet-api built {} ago, couplet-worker built {} ago",
+        m["git_head"].as_str().unwrap_or("?"),
+        age("couplet-api"),
+        age("couplet-worker")
     );
 }
 
