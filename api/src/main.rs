@@ -33,7 +33,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<i32> {
     let cfg = cli.server.validate().map_err(|e| anyhow::anyhow!(e))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            api::server::run(cfg, shutdown_signal()).await?;
+            api::server::run(cfg, common::shutdown::signal()).await?;
             Ok(0)
         }
         Command::Keys { op } => {
@@ -61,21 +61,6 @@ async fn real_main(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
             Ok(0)
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod render;
 pub mod request;
 pub mod rules;
 pub mod scripts;
+pub mod shutdown;
 pub mod signing;
 pub mod ssrf;
 pub mod style;

@@ -16,29 +16,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use warp::Filter;
 
-/// Resolves when SIGTERM or SIGINT arrives.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 /// Runs the worker until a shutdown signal, then drains within the deadline.
 pub async fn run(cfg: WorkerConfig, opts: RuntimeOptions) -> anyhow::Result<()> {
     let registry = new_registry();
@@ -82,7 +59,7 @@ pub async fn run(cfg: WorkerConfig, opts: RuntimeOptions) -> anyhow::Result<()> 
     // Supervise: a task that ends on its own (panic) stops the process rather than leaving a silent zombie.
     let mut consumer_task = consumer_task;
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutdown signal received; draining"),
+        _ = common::shutdown::signal() => tracing::info!("shutdown signal received; draining"),
         r = &mut consumer_task => {
             tracing::error!(result = ?r.err(), "consumer task ended unexpectedly");
             anyhow::bail!("consumer task ended unexpectedly");
