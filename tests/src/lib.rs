@@ -111,7 +111,9 @@ impl Stack {
             api: None,
             workers: Vec::new(),
             worker_ports: Vec::new(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            // Shorter than the API's idle keep-alive close (BODY_TIMEOUT_MS, 10 s) so a pooled
+            // connection is never reused just as the server closes it.
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_idle_timeout(Duration::from_secs(5)).build().unwrap(),
             extra_apis: Vec::new(),
             opts: opts.clone(),
         };
