@@ -8,7 +8,6 @@ use super::Handled;
 use crate::auth::authorize;
 use crate::error::ApiError;
 use crate::state::AppState;
-use common::job::JobStatus;
 use std::net::SocketAddr;
 use warp::http::{HeaderMap, StatusCode};
 
@@ -24,8 +23,8 @@ where
     if !view.status.is_final() {
         return Err(ApiError::Timeout(sub.id));
     }
-    let status = if view.status == JobStatus::Succeeded { StatusCode::OK } else { StatusCode::OK };
-    Ok(Handled::json(status, &serde_json::to_value(&view).unwrap_or_default())
+    // A final job (succeeded, failed or canceled) is answered 200 with its state.
+    Ok(Handled::json(StatusCode::OK, &serde_json::to_value(&view).unwrap_or_default())
         .with_style(Some(sub.request.style))
         .with_rate(&caller))
 }
