@@ -214,7 +214,7 @@ class GPT(nn.Module):
     def forward_cache(self, input_ids, position_ids, attention_mask, past_key, past_value):
         """KV-cache inference path (the ONNX contract).
         input_ids/position_ids [B,T]; attention_mask [B,P+T]; past_* [L,B,H,P,Dh].
-        Returns logits of last position [B,V], present_key/value [L,B,H,P+T,Dh]."""
+        Returns log-probabilities (log-softmax of the logits) of the last position [B,V], present_key/value [L,B,H,P+T,Dh]."""
         # key index j in [0,S), query index t -> absolute P+t, computed from tensors only (export-friendly)
         ones_k = torch.ones_like(attention_mask)
         k_idx = torch.cumsum(ones_k, dim=1) - 1                      # [B,S] = j
@@ -230,7 +230,9 @@ class GPT(nn.Module):
             pks.append(pk)
             pvs.append(pv)
         h = self.ln_f(x[:, -1, :])
-        logits = F.linear(h, self.wte.weight)
+        # log-softmax in the graph: the decoder samples from it exactly as from logits and reads
+        # each written character's log-probability off it for ranking (no normalising in Rust)
+        logits = F.log_softmax(F.linear(h, self.wte.weight), dim=-1)
         return logits, torch.stack(pks, 0), torch.stack(pvs, 0)
 
     def empty_past(self, B):

@@ -28,6 +28,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--show", type=int, default=5)
+    ap.add_argument("--onnx-file", default="", help="graph file in --model (default: config.json onnx_file)")
     a = ap.parse_args()
 
     cfg = json.load(open(os.path.join(a.model, "config.json")))
@@ -37,7 +38,8 @@ def main():
     punct_ids = np.array([stoi[p] for p in PUNCT])
     so = ort.SessionOptions()
     so.intra_op_num_threads = a.threads
-    sess = ort.InferenceSession(os.path.join(a.model, "model.onnx"), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(os.path.join(a.model, a.onnx_file or cfg.get("onnx_file", "model.onnx")), so,
+                                providers=["CPUExecutionProvider"])
     L, H, Dh = cfg["n_layer"], cfg["n_head"], cfg["d_head"]
 
     pairs = read_pairs(a.data)

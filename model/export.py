@@ -48,7 +48,8 @@ def export(ckpt_path, out_dir, opset=OPSET, data=None):
     write_vocab(ck["vocab"], os.path.join(out_dir, "vocab.txt"))
     conf = {"n_layer": L, "n_head": H, "d_head": Dh, "d_model": cfg["d_model"], "vocab_size": cfg["vocab_size"],
             "max_positions": cfg["max_positions"], "pad_id": PAD, "unk_id": UNK, "sep_id": SEP, "eos_id": EOS,
-            "len_token_base": LEN_BASE, "max_len_token": MAX_LEN_TOKEN, "onnx_opset": opset,
+            "len_token_base": LEN_BASE, "max_len_token": MAX_LEN_TOKEN, "onnx_opset": opset, "log_probs": True,
+            "onnx_file": "model.onnx", "float_onnx_file": "model.onnx",
             "trained_steps": extra.get("trained_steps", ck.get("step")),
             "val_loss": extra.get("val_loss"), "val_char_acc": extra.get("val_char_acc"),
             "ff": cfg["ff"], "params": sum(p.numel() for p in model.parameters())}

@@ -13,12 +13,17 @@ import torch
 
 from .common import (GPT, N_SPECIAL, PAD, SEP, Tokenizer, build_vocab, encode_example, prompt_ids,
                      read_pairs, sample_theme, split_train_val, write_vocab)
+from .festive import festive_theme, load_festive
 
 
 def make_batch(tok, pairs, rng, themed=True):
     seqs, masks = [], []
-    for u, l in pairs:
-        th = sample_theme(u, l, rng) if themed else ""
+    for item in pairs:
+        u, l = item[0], item[1]
+        if len(item) > 2:   # festive row: its real theme keyword (and 横批 characters) condition it
+            th = festive_theme(item, rng) if themed else item[2]
+        else:
+            th = sample_theme(u, l, rng) if themed else ""
         ids, m = encode_example(tok, u, l, th)
         seqs.append(ids)
         masks.append(m)
@@ -80,11 +85,25 @@ def lr_at(step, total, warmup, base, min_ratio=0.05, time_frac=0.0):
     return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def save_ckpt(path, model, opt, step, args, vocab, extra=None):
+def save_ckpt(path, model, opt, step, args, vocab, extra=None, state=None):
+    """`state` carries what --resume needs to continue exactly: data order and position, RNG states,
+    wall-clock minutes trained so far."""
     tmp = path + ".tmp"
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "args": vars(args),
-                "model_cfg": model.cfg, "vocab": vocab, "extra": extra or {}}, tmp)
+                "model_cfg": model.cfg, "vocab": vocab, "extra": extra or {}, "state": state or {}}, tmp)
     os.replace(tmp, path)
+
+
+@torch.no_grad()
+def festive_val_loss(model, tok, fval, device):
+    """Teacher-forced loss on the held-out festive split, conditioned on each row's theme keyword."""
+    if not fval:
+        return float("nan")
+    model.eval()
+    x, y, mk = make_batch(tok, fval, random.Random(0), themed=False)
+    loss, _ = model.loss(x.to(device), y.to(device), mk.to(device))
+    model.train()
+    return float(loss)
 
 
 def main():
@@ -114,6 +133,13 @@ def main():
     ap.add_argument("--ckpt-every-min", type=float, default=5.0)
     ap.add_argument("--measure", type=float, default=0, help="only measure throughput for this many seconds")
     ap.add_argument("--no-export", action="store_true")
+    ap.add_argument("--init-onnx", default="", help="model dir (model.onnx + vocab.txt + config.json) to "
+                    "warm-start from: weights are read back from the ONNX initializers, the vocab is kept")
+    ap.add_argument("--festive", nargs="*", default=[], help="festive TSVs (upper lower hengpi theme); 10%% of "
+                    "rows (crc32 of the upper line) are held out as the festive validation split")
+    ap.add_argument("--festive-frac", type=float, default=0.2, help="share of each batch drawn from festive rows")
+    ap.add_argument("--resume", action="store_true", help="continue from <ckpt-dir>/last.pt if it exists "
+                    "(model, AdamW, step, data order, RNG, minutes trained)")
     ap.add_argument("--init-from", default="", help="checkpoint to load model weights from (fresh AdamW, "
                     "fresh LR schedule; architecture and vocab come from the checkpoint)")
     args = ap.parse_args()
@@ -127,8 +153,14 @@ def main():
     t0 = time.time()
     pairs = read_pairs(args.data)
     train, val = split_train_val(pairs, args.val_size, args.seed)
-    vocab = build_vocab(train)
+    if args.init_onnx:
+        from .common import read_vocab
+        vocab = read_vocab(os.path.join(args.init_onnx, "vocab.txt"))
+    else:
+        vocab = build_vocab(train)
     tok = Tokenizer(vocab)
+    ftrain, fval = load_festive(args.festive)
+    print(f"festive train={len(ftrain)} val={len(fval)} frac={args.festive_frac}", flush=True)
     print(f"pairs={len(pairs)} train={len(train)} val={len(val)} vocab={len(vocab)} ({time.time()-t0:.1f}s)", flush=True)
 
     init = None
@@ -139,6 +171,12 @@ def main():
         cfg = init["model_cfg"]
         for k in ("d_model", "n_layer", "n_head", "ff", "max_positions", "dropout"):
             setattr(args, k.replace("-", "_"), cfg[k])
+    if args.init_onnx:
+        from .verify_onnx import load_torch_from_onnx
+        m0, cfg0 = load_torch_from_onnx(args.init_onnx)
+        args.d_model, args.n_layer, args.n_head, args.ff, args.max_positions = (
+            cfg0["d_model"], cfg0["n_layer"], cfg0["n_head"], m0.cfg["ff"], cfg0["max_positions"])
+        init = {"model": m0.state_dict(), "step": cfg0.get("trained_steps"), "extra": {"onnx": args.init_onnx}}
     model = GPT(len(vocab), args.d_model, args.n_layer, args.n_head, args.ff, args.max_positions, args.dropout).to(device)
     if init is not None:
         model.load_state_dict(init["model"])
@@ -160,21 +198,46 @@ def main():
     tokens = 0
     t_start = time.time()
     last_ckpt = t_start
+    start_step, prior_min = 0, 0.0
+    last_path = os.path.join(args.ckpt_dir, "last.pt")
+    if args.resume and os.path.exists(last_path):
+        ck = torch.load(last_path, map_location="cpu", weights_only=False)
+        if ck["vocab"] != vocab:
+            raise SystemExit("--resume: last.pt was trained with another vocabulary")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        st = ck.get("state") or {}
+        start_step = ck["step"]
+        order, pos, epoch = st.get("order", order), st.get("pos", 0), st.get("epoch", 0)
+        if "rng" in st:
+            rng.setstate(st["rng"])
+            torch.set_rng_state(st["torch_rng"])
+        prior_min = st.get("minutes", 0.0)
+        print(f"resumed from {last_path} at step {start_step} ({prior_min:.1f} min trained)", flush=True)
+        del ck
+
+    def state():
+        return {"order": order, "pos": pos, "epoch": epoch, "rng": rng.getstate(),
+                "torch_rng": torch.get_rng_state(), "minutes": prior_min + (time.time() - t_start) / 60}
+
+    n_fest = int(round(args.batch_size * args.festive_frac)) if ftrain else 0
     model.train()
-    step = 0
+    step = start_step
     stopped_early = False
-    for step in range(args.steps):
-        if pos + args.batch_size > len(order):
+    for step in range(start_step, args.steps):
+        if pos + args.batch_size - n_fest > len(order):
             rng.shuffle(order)
             pos = 0
             epoch += 1
-        batch = [train[i] for i in order[pos:pos + args.batch_size]]
-        pos += args.batch_size
+        batch = [train[i] for i in order[pos:pos + args.batch_size - n_fest]]
+        batch += [ftrain[rng.randrange(len(ftrain))] for _ in range(n_fest)]
+        pos += args.batch_size - n_fest
         x, y, mk = make_batch(tok, batch, rng)
         x, y, mk = x.to(device), y.to(device), mk.to(device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.warmup, args.lr,
-                            time_frac=(time.time() - t_start) / (args.time_budget * 60) if args.time_budget else 0.0)
+                            time_frac=(prior_min * 60 + time.time() - t_start) / (args.time_budget * 60)
+                            if args.time_budget else 0.0)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.bf16):
             loss, acc = model.loss(x, y, mk)
         opt.zero_grad(set_to_none=True)
@@ -183,29 +246,35 @@ def main():
         opt.step()
         tokens += x.numel()
         el = time.time() - t_start
+        el_total = el + prior_min * 60
         if step % args.log_every == 0 or step == args.steps - 1:
             print(f"step {step} ep {epoch + pos/len(train):.3f} loss {loss.item():.4f} acc {acc.item():.3f} "
-                  f"lr {opt.param_groups[0]['lr']:.2e} tok/s {tokens/el:.0f} seq/s {(step+1)*args.batch_size/el:.1f} "
-                  f"elapsed {el/60:.1f}m", flush=True)
+                  f"lr {opt.param_groups[0]['lr']:.2e} tok/s {tokens/el:.0f} seq/s {(step+1-start_step)*args.batch_size/el:.1f} "
+                  f"elapsed {el_total/60:.1f}m", flush=True)
         if args.measure and el > args.measure:
             print(f"MEASURE steps={step+1} sec={el:.1f} steps/s={(step+1)/el:.3f} "
                   f"epoch_per_hour={(step+1)*args.batch_size/el*3600/len(train):.2f}", flush=True)
             return
         if args.eval_every and step > 0 and step % args.eval_every == 0:
             vl, va = evaluate(model, tok, val, device)
-            print(f"EVAL step {step} val_loss {vl:.4f} val_char_acc {va:.4f}", flush=True)
+            fl = festive_val_loss(model, tok, fval, device)
+            print(f"EVAL step {step} val_loss {vl:.4f} val_char_acc {va:.4f} festive_val_loss {fl:.4f}", flush=True)
         if time.time() - last_ckpt > args.ckpt_every_min * 60:
-            save_ckpt(os.path.join(args.ckpt_dir, "last.pt"), model, opt, step + 1, args, vocab)
+            save_ckpt(last_path, model, opt, step + 1, args, vocab, state=state())
             last_ckpt = time.time()
-        if args.time_budget and el > args.time_budget * 60:
+        if args.time_budget and el_total > args.time_budget * 60:
             print(f"time budget reached at step {step}", flush=True)
             stopped_early = True
             break
     trained_steps = step + 1
-    train_min = (time.time() - t_start) / 60
+    save_ckpt(last_path, model, opt, trained_steps, args, vocab, state=state())
+    train_min = prior_min + (time.time() - t_start) / 60
     vl, va = evaluate(model, tok, val, device)
-    print(f"FINAL steps {trained_steps} val_loss {vl:.4f} val_char_acc {va:.4f} train_min {train_min:.1f}", flush=True)
+    fl = festive_val_loss(model, tok, fval, device)
+    print(f"FINAL steps {trained_steps} val_loss {vl:.4f} val_char_acc {va:.4f} festive_val_loss {fl:.4f} "
+          f"train_min {train_min:.1f}", flush=True)
     extra = {"trained_steps": trained_steps, "val_loss": vl, "val_char_acc": va, "train_minutes": train_min,
+             "festive_val_loss": fl, "festive_train": len(ftrain), "festive_val": len(fval),
              "epochs": trained_steps * args.batch_size / len(train), "params": nparams,
              "stopped_early": stopped_early, "train_pairs": len(train), "val_pairs": len(val)}
     path = os.path.join(args.ckpt_dir, "final.pt")

@@ -14,11 +14,13 @@ from onnx import numpy_helper
 from .common import GPT, SEP, LEN_BASE, N_SPECIAL
 
 TOL = 1e-3
+LOG_PROBS = True  # set from config.json: models exported before ranking give raw logits
 
 
 def load_torch_from_onnx(model_dir):
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
-    m = onnx.load(os.path.join(model_dir, "model.onnx"))
+    # the float graph (an int8 model keeps its float original beside it)
+    m = onnx.load(os.path.join(model_dir, cfg.get("float_onnx_file", "model.onnx")))
     sd = {}
     for init in m.graph.initializer:
         if init.name.startswith("m."):
@@ -34,7 +36,10 @@ def load_torch_from_onnx(model_dir):
 def ref_logits(model, seq):
     x = torch.tensor([seq])
     h = model.hidden_train(x)[:, -1]
-    return torch.nn.functional.linear(h, model.wte.weight)[0].numpy()
+    logits = torch.nn.functional.linear(h, model.wte.weight)
+    if LOG_PROBS:
+        logits = torch.log_softmax(logits, dim=-1)
+    return logits[0].numpy()
 
 
 def run_case(sess, model, cfg, prompts, steps=10, chunk=False):
@@ -82,12 +87,14 @@ def run_case(sess, model, cfg, prompts, steps=10, chunk=False):
 
 def main():
     model_dir = sys.argv[1] if len(sys.argv) > 1 else "models/default"
+    global LOG_PROBS
     model, cfg = load_torch_from_onnx(model_dir)
+    LOG_PROBS = bool(cfg.get("log_probs"))
     vocab = [l.rstrip("\n") for l in open(os.path.join(model_dir, "vocab.txt"), encoding="utf-8")]
     assert len(vocab) == cfg["vocab_size"], (len(vocab), cfg["vocab_size"])
     assert vocab[:4] == ["<pad>", "<unk>", "<sep>", "<eos>"] and vocab[cfg["len_token_base"] + 1] == "<len_1>"
     assert vocab[cfg["len_token_base"] + 32] == "<len_32>"
-    sess = ort.InferenceSession(os.path.join(model_dir, "model.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(os.path.join(model_dir, cfg.get("float_onnx_file", "model.onnx")), providers=["CPUExecutionProvider"])
     stoi = {t: i for i, t in enumerate(vocab)}
     enc = lambda s: [stoi.get(c, 1) for c in s]
     p1 = [LEN_BASE + 7, *enc("春"), SEP, *enc("天增岁月人增寿"), SEP]

@@ -58,6 +58,16 @@ pub struct RequestEcho {
     pub seed: Option<u64>,
     /// Callback URL.
     pub callback_url: Option<String>,
+    /// Ranked candidates asked for.
+    #[serde(default = "one")]
+    pub candidates: usize,
+    /// 藏头 characters, as a two-character string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl From<&ValidRequest> for RequestEcho {
@@ -69,11 +79,14 @@ impl From<&ValidRequest> for RequestEcho {
             upper: v.upper.clone(),
             seed: v.seed,
             callback_url: v.callback_url.clone(),
+            candidates: v.candidates,
+            head: v.head.map(|h| h.iter().collect()),
         }
     }
 }
 
-/// A finished couplet.
+/// A finished couplet: the best one at the top level, and every ranked candidate
+/// (best first, pairwise different; as many as the request's `candidates`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoupletResult {
     /// 上联.
@@ -84,6 +97,31 @@ pub struct CoupletResult {
     pub hengpi: String,
     /// Style it was written in.
     pub style: Style,
+    /// The ranked candidates, best first (the first equals the top level). Empty only in
+    /// results stored before candidates existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
+}
+
+/// One ranked couplet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// 上联.
+    pub upper: String,
+    /// 下联.
+    pub lower: String,
+    /// 横批.
+    pub hengpi: String,
+}
+
+impl CoupletResult {
+    /// Candidate `i` (0 = best) as a full couplet; results without a candidate list have only 0.
+    pub fn candidate(&self, i: usize) -> Option<Candidate> {
+        if self.candidates.is_empty() {
+            return (i == 0).then(|| Candidate { upper: self.upper.clone(), lower: self.lower.clone(), hengpi: self.hengpi.clone() });
+        }
+        self.candidates.get(i).cloned()
+    }
 }
 
 /// A job's error, as stored and shown.

@@ -18,6 +18,8 @@ pub const MAX_UPPER_CHARS: usize = 24;
 pub const MAX_THEME_CHARS: usize = 4;
 /// Longest raw theme text accepted (spaces and punctuation included).
 pub const MAX_THEME_RAW_CHARS: usize = 32;
+/// Most ranked candidates one request may ask for.
+pub const MAX_CANDIDATES: usize = 5;
 /// Longest callback URL accepted.
 pub const MAX_CALLBACK_URL_BYTES: usize = 2048;
 
@@ -56,6 +58,12 @@ pub struct CoupletRequest {
     /// Where to POST the finished job.
     #[serde(default)]
     pub callback_url: Option<String>,
+    /// How many ranked couplets to return (1–5, default 1); the best comes first.
+    #[serde(default)]
+    pub candidates: Option<i64>,
+    /// 藏头: two characters; the upper line starts with the first, the lower with the second.
+    #[serde(default)]
+    pub head: Option<String>,
 }
 
 /// A request that passed validation: normalised, typed, ready to queue or decode.
@@ -75,6 +83,16 @@ pub struct ValidRequest {
     pub seed: Option<u64>,
     /// Callback URL (syntax checked; SSRF policy is checked by the caller).
     pub callback_url: Option<String>,
+    /// Ranked couplets wanted (1–5). Jobs queued before this field existed read as 1.
+    #[serde(default = "one")]
+    pub candidates: usize,
+    /// 藏头 characters (upper line's first, lower line's first), if any.
+    #[serde(default)]
+    pub head: Option<[char; 2]>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Why a request is invalid. `kind()` is the stable `error.type`.
@@ -121,6 +139,12 @@ pub enum ValidationError {
     /// Callback URL is malformed or refused.
     #[error("callback_url {0}")]
     InvalidCallbackUrl(String),
+    /// `candidates` is not an integer from 1 to 5.
+    #[error("candidates must be an integer from 1 to {MAX_CANDIDATES}")]
+    InvalidCandidates,
+    /// `head` is not two characters that a couplet can start with.
+    #[error("head {0}")]
+    InvalidHead(String),
 }
 
 impl ValidationError {
@@ -135,6 +159,8 @@ impl ValidationError {
             ValidationError::UnknownStyle(_) => "unknown_style",
             ValidationError::UnsupportedLength(_) => "unsupported_length",
             ValidationError::InvalidCallbackUrl(_) => "invalid_callback_url",
+            ValidationError::InvalidCandidates => "invalid_candidates",
+            ValidationError::InvalidHead(_) => "invalid_head",
         }
     }
 
@@ -147,6 +173,8 @@ impl ValidationError {
             ValidationError::UnknownStyle(_) => "style",
             ValidationError::UnsupportedLength(_) => "length",
             ValidationError::InvalidCallbackUrl(_) => "callback_url",
+            ValidationError::InvalidCandidates => "candidates",
+            ValidationError::InvalidHead(_) => "head",
         }
     }
 }
@@ -199,6 +227,35 @@ pub fn validate_upper(upper: &str) -> Result<Vec<char>, ValidationError> {
         return Err(ValidationError::BadPunctuation);
     }
     Ok(chars)
+}
+
+/// Checks a 藏头 request: exactly two distinct CJK characters (spaces ignored) that the
+/// rules let stand at the start of the two lines. The second may not occur in the upper
+/// line (rule 2), so with a given upper line it must be absent from it and the first must open it.
+pub fn validate_head(raw: &str, upper: Option<&[char]>) -> Result<[char; 2], ValidationError> {
+    let chars: Vec<char> = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    if chars.len() != 2 || !chars.iter().all(|c| is_cjk(*c)) {
+        return Err(ValidationError::InvalidHead("must be exactly two Chinese characters, e.g. 春福".into()));
+    }
+    let head = [chars[0], chars[1]];
+    if head[0] == head[1] {
+        return Err(ValidationError::InvalidHead(format!(
+            "characters must differ: {} would stand in both lines, which rule 2 forbids",
+            head[0]
+        )));
+    }
+    if let Some(u) = upper {
+        if u.first() != Some(&head[0]) {
+            return Err(ValidationError::InvalidHead(format!("{} must be the first character of the given upper line", head[0])));
+        }
+        if u.contains(&head[1]) {
+            return Err(ValidationError::InvalidHead(format!(
+                "{} occurs in the upper line, so the lower line may not use it (rule 2)",
+                head[1]
+            )));
+        }
+    }
+    Ok(head)
 }
 
 /// Syntax check of a callback URL (scheme, host, size). The SSRF policy is `ssrf::check`.
@@ -262,6 +319,15 @@ impl CoupletRequest {
             Some(u) => Some(validate_callback_syntax(u)?.to_string()),
             None => None,
         };
+        let candidates = match self.candidates {
+            None => 1,
+            Some(n) if (1..=MAX_CANDIDATES as i64).contains(&n) => n as usize,
+            Some(_) => return Err(ValidationError::InvalidCandidates),
+        };
+        let head = match self.head.as_deref() {
+            None => None,
+            Some(h) => Some(validate_head(h, upper.as_deref())?),
+        };
         Ok(ValidRequest {
             theme_chars,
             theme: self.theme.as_ref().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
@@ -270,6 +336,8 @@ impl CoupletRequest {
             upper: upper.map(|u| u.into_iter().collect()),
             seed: self.seed,
             callback_url,
+            candidates,
+            head,
         })
     }
 }
@@ -310,6 +378,31 @@ mod tests {
         let mut r = req(Some("春"), None);
         r.callback_url = Some("ftp://example.com/x".into());
         assert_eq!(r.validate().unwrap_err().kind(), "invalid_callback_url");
+    }
+
+    #[test]
+    fn candidates_and_head_are_validated() {
+        let mut r = req(Some("春"), None);
+        assert_eq!(r.validate().expect("valid").candidates, 1);
+        for bad in [0, 6, -3] {
+            r.candidates = Some(bad);
+            assert_eq!(r.validate().unwrap_err().kind(), "invalid_candidates", "{bad}");
+        }
+        r.candidates = Some(5);
+        assert_eq!(r.validate().expect("valid").candidates, 5);
+        for bad in ["春", "春福满", "ab", "春春", "春,"] {
+            r.head = Some(bad.into());
+            assert_eq!(r.validate().unwrap_err().kind(), "invalid_head", "{bad}");
+        }
+        r.head = Some("春 福".into());
+        assert_eq!(r.validate().expect("valid").head, Some(['春', '福']));
+        let mut u = req(None, Some("春风送暖入屠苏"));
+        u.head = Some("春福".into());
+        assert_eq!(u.validate().expect("valid").head, Some(['春', '福']));
+        u.head = Some("福春".into());
+        assert_eq!(u.validate().unwrap_err().kind(), "invalid_head");
+        u.head = Some("春风".into());
+        assert_eq!(u.validate().unwrap_err().kind(), "invalid_head");
     }
 
     #[test]

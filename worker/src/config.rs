@@ -48,6 +48,10 @@ pub struct ModelArgs {
     /// ONNX Runtime intra-op threads (0 = one per core).
     #[arg(long, env = "INTRA_THREADS", default_value_t = 0, global = true)]
     pub intra_threads: usize,
+    /// Samples decoded per request and ranked by fluency + 对仗; the best are returned
+    /// (1 = plain sampling; a request's `candidates` raises it for that request).
+    #[arg(long, env = "CANDIDATE_POOL", default_value_t = crate::model::DEFAULT_POOL, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=16), global = true)]
+    pub candidate_pool: usize,
 }
 
 /// Queue consumer and dispatcher settings.
@@ -127,6 +131,12 @@ pub struct GenerateArgs {
     /// Batch size.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
+    /// Ranked candidates per couplet (1–5): top-level fields are the best, `candidates` holds all.
+    #[arg(long)]
+    pub candidates: Option<i64>,
+    /// 藏头: two characters that open the upper and the lower line.
+    #[arg(long)]
+    pub head: Option<String>,
     /// Print JSON lines (the default and only format; kept for scripts).
     #[arg(long)]
     pub json: bool,
@@ -147,6 +157,9 @@ pub struct BenchArgs {
     /// Rows of the accuracy file to use (0 = all).
     #[arg(long, default_value_t = 0)]
     pub accuracy_limit: usize,
+    /// Ranked candidates each bench request asks for (1 = the default mode).
+    #[arg(long, default_value_t = 1)]
+    pub candidates: i64,
 }
 
 /// Validated worker settings.

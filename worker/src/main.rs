@@ -30,6 +30,7 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
         ort_dylib: resolve_ort_dylib(cli.model.ort_dylib_path.as_deref()),
         device: cli.model.device,
         intra_threads: cli.model.intra_threads,
+        pool: cli.model.candidate_pool,
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::Generate(args) => {

@@ -28,6 +28,8 @@ pub fn generate(gen: &Generator, args: &GenerateArgs) -> anyhow::Result<i32> {
                 style: Some(args.style.clone()),
                 theme: args.theme.clone(),
                 seed: args.seed.map(|s| s.wrapping_add(i as u64)),
+                candidates: args.candidates,
+                head: args.head.clone(),
                 ..Default::default()
             };
             lines.push(req.validate().map_err(|e| error_json(e.kind(), &e.to_string())));
@@ -39,6 +41,8 @@ pub fn generate(gen: &Generator, args: &GenerateArgs) -> anyhow::Result<i32> {
                 style: Some(args.style.clone()),
                 length: args.length,
                 seed: args.seed.map(|s| s.wrapping_add(i as u64)),
+                candidates: args.candidates,
+                head: args.head.clone(),
                 ..Default::default()
             };
             match req.validate() {
@@ -60,7 +64,7 @@ pub fn generate(gen: &Generator, args: &GenerateArgs) -> anyhow::Result<i32> {
             let v = match item {
                 Err(e) => e.clone(),
                 Ok(_) => match results.next() {
-                    Some(Ok(c)) => json!({"upper": c.upper, "lower": c.lower, "hengpi": c.hengpi}),
+                    Some(Ok(c)) => json!({"upper": c.upper, "lower": c.lower, "hengpi": c.hengpi, "candidates": c.candidates}),
                     Some(Err(e)) => error_json(e.kind(), &e.to_string()),
                     None => error_json("internal", "missing result"),
                 },
@@ -85,7 +89,14 @@ pub fn peak_rss_mib() -> f64 {
 pub fn bench(gen: &Generator, args: &BenchArgs) -> anyhow::Result<i32> {
     let themes = ["龙年 吉祥", "开业大吉", "家和", "春", "福寿", "金榜题名", "国泰民安", "马到成功"];
     let styles = common::Style::ALL;
-    println!("model bench: provider={} load={:.3}s", gen.provider(), gen.load_seconds());
+    println!(
+        "model bench: provider={} load={:.3}s candidates={} pool={} (samples decoded per request: {})",
+        gen.provider(),
+        gen.load_seconds(),
+        args.candidates,
+        gen.pool(),
+        gen.pool().max(args.candidates.max(1) as usize)
+    );
     println!("{:>6} {:>10} {:>14} {:>14} {:>12}", "batch", "batches", "couplets/s", "ms/batch", "ms/couplet");
     let mut per_couplet_ms = Vec::new();
     for &bs in &args.batches {
@@ -96,6 +107,7 @@ pub fn bench(gen: &Generator, args: &BenchArgs) -> anyhow::Result<i32> {
                     style: Some(styles[i % styles.len()].as_str().to_string()),
                     length: Some(7),
                     seed: Some(i as u64),
+                    candidates: Some(args.candidates),
                     ..Default::default()
                 }
                 .validate()

@@ -36,6 +36,7 @@ fn generator() -> &'static Generator {
             ort_dylib: resolve_ort_dylib(None),
             device: Device::Cpu,
             intra_threads: 0,
+            pool: worker::model::DEFAULT_POOL,
         };
         Generator::load(&opts).unwrap_or_else(|e| panic!("model did not load (run scripts/setup.sh): {e}"))
     })

@@ -13,6 +13,7 @@ fn generator() -> Generator {
         ort_dylib: resolve_ort_dylib(None),
         device: Device::Cpu,
         intra_threads: 0,
+        pool: worker::model::DEFAULT_POOL,
     })
     .expect("model loads (run scripts/setup.sh for ONNX Runtime)")
 }

@@ -69,6 +69,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 upper: a.upper,
                 seed: a.seed,
                 callback_url: None,
+                candidates: None,
+                head: None,
             };
             let wait = a.wait || a.image.png.is_some();
             submit_and_report(&client, &request, wait, a.json, &a.image, a.timeout, output::Shape::Full).await
@@ -81,6 +83,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 upper: Some(a.upper),
                 seed: a.seed,
                 callback_url: None,
+                candidates: None,
+                head: None,
             };
             submit_and_report(&client, &request, true, a.json, &a.image, a.timeout, output::Shape::Completion).await
         }

@@ -11,6 +11,11 @@
 //!   when the free positions left are no more than the required characters
 //!   left, the next free position is forced to the likeliest of them.
 //! - Rule 5 is the 横批 bank's job (`common::hengpi`).
+//! - 藏头: with a `head`, the first position of each line is forced to its
+//!   character and the second never stands in the upper line (rule 2).
+//!
+//! Each item also sums the model's log-probability of what it wrote, so the
+//! candidates of one request can be ranked by fluency (`ranking`).
 
 use super::sampling::sample;
 use super::style_bias::{params, StyleParams};
@@ -55,12 +60,48 @@ pub struct ItemState {
     pub style: Style,
     rng: ChaCha8Rng,
     scratch: Vec<(u32, f32)>,
+    head: Option<[char; 2]>,
+    /// Sum of the model's log-probabilities of the written characters.
+    pub logp: f32,
+    /// Characters counted in `logp`.
+    pub n_logp: u32,
 }
 
 impl ItemState {
     /// A theme-mode item (writes both lines).
     pub fn theme_mode(length: usize, theme: Vec<char>, required: Vec<char>, style: Style, rng: ChaCha8Rng) -> Self {
-        ItemState { phase: Phase::Upper, length, upper: Vec::new(), lower: Vec::new(), required, theme, params: params(style), bias_scale: 1.0, style, rng, scratch: Vec::new() }
+        ItemState {
+            phase: Phase::Upper,
+            length,
+            upper: Vec::new(),
+            lower: Vec::new(),
+            required,
+            theme,
+            params: params(style),
+            bias_scale: 1.0,
+            style,
+            rng,
+            scratch: Vec::new(),
+            head: None,
+            logp: 0.0,
+            n_logp: 0,
+        }
+    }
+
+    /// Sets the 藏头 characters (validated by `common::request::validate_head`);
+    /// they are no longer "required" theme characters, since they are forced.
+    pub fn with_head(mut self, head: Option<[char; 2]>) -> Self {
+        if let Some(h) = head {
+            self.required.retain(|c| !h.contains(c));
+        }
+        self.head = head;
+        self
+    }
+
+    /// Multiplies the sampling temperature (alternative candidates explore more).
+    pub fn with_temperature_scale(mut self, scale: f32) -> Self {
+        self.params.temperature *= scale;
+        self
     }
 
     /// An upper-line item (writes the lower line only).
@@ -72,7 +113,22 @@ impl ItemState {
         let mut p = params(style);
         p.temperature *= UPPER_MODE_TEMPERATURE_SCALE;
         let bias_scale = UPPER_MODE_BIAS_SCALE;
-        ItemState { phase: Phase::Lower, length, upper, lower: Vec::new(), required, theme, params: p, bias_scale, style, rng, scratch: Vec::new() }
+        ItemState {
+            phase: Phase::Lower,
+            length,
+            upper,
+            lower: Vec::new(),
+            required,
+            theme,
+            params: p,
+            bias_scale,
+            style,
+            rng,
+            scratch: Vec::new(),
+            head: None,
+            logp: 0.0,
+            n_logp: 0,
+        }
     }
 
     /// The item's RNG (the 横批 choice continues the same stream).
@@ -85,6 +141,11 @@ impl ItemState {
         let u = self.upper[i];
         if is_line_punct(u) {
             return Some(u);
+        }
+        if i == 0 {
+            if let Some(h) = self.head {
+                return Some(h[1]);
+            }
         }
         (0..i).find(|&j| self.upper[j] == u).map(|j| self.lower[j])
     }
@@ -104,6 +165,17 @@ impl ItemState {
 
     /// Free non-final positions still ahead, from the current position on (a lower bound).
     fn slots_left(&self) -> usize {
+        let free = self.free_slots_left();
+        // A 藏头 character still to come takes a slot that cannot carry a theme character.
+        let heads_ahead = match (self.head, self.phase) {
+            (Some(_), Phase::Upper) => usize::from(self.upper.is_empty()) + 1,
+            (Some(_), Phase::Lower) => usize::from(self.lower.is_empty()),
+            _ => 0,
+        };
+        free.saturating_sub(heads_ahead)
+    }
+
+    fn free_slots_left(&self) -> usize {
         let l = self.length;
         match self.phase {
             Phase::Upper => {
@@ -130,6 +202,8 @@ impl ItemState {
             }
             Phase::Upper | Phase::Lower => {
                 let c = self.choose(logits, bias, vocab);
+                self.logp += vocab.log_prob(logits, c);
+                self.n_logp += 1;
                 let line_done = match self.phase {
                     Phase::Upper => {
                         self.upper.push(c);
@@ -156,6 +230,10 @@ impl ItemState {
         if !upper_phase {
             if let Some(c) = self.lower_forced(pos) {
                 return c;
+            }
+        } else if pos == 0 {
+            if let Some(h) = self.head {
+                return h[0];
             }
         }
         // The final lower character may be a mirrored copy of an earlier one (叠字
@@ -229,7 +307,8 @@ impl ItemState {
         if upper_phase {
             // No repeated characters in a generated upper line: the small model
             // over-produces 叠字 (龙龙, 业业) under the style bias, and they read badly.
-            !self.upper.contains(&c)
+            // The lower line's 藏头 character may not stand in the upper line (rule 2).
+            !self.upper.contains(&c) && self.head.is_none_or(|h| h[1] != c)
         } else {
             !self.upper.contains(&c) && !self.lower.contains(&c)
         }

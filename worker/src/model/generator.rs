@@ -1,12 +1,19 @@
 //! Batched generation: prompts → one prefill → incremental steps with the KV
 //! cache fed back as ONNX inputs, each step computing logits for the last
 //! position only. One session per process, reused for every batch.
+//!
+//! Each request is decoded as a pool of samples in the same batch (at least
+//! its `candidates`, at least the configured pool size); the valid samples are
+//! ranked (`ranking`), duplicates dropped, and the best `candidates` returned.
+//! Should sampling give too few distinct couplets, a further round samples
+//! more, hotter, for just those requests.
 
 use super::constraints::{ItemState, Phase};
+use super::ranking;
 use super::runtime::{load_session, RuntimeOptions};
 use super::style_bias::StyleBias;
 use super::{ModelError, Vocab};
-use common::job::CoupletResult;
+use common::job::{Candidate, CoupletResult};
 use common::request::ValidRequest;
 use common::rules::{self, CoupletRef};
 use ort::session::Session;
@@ -44,6 +51,20 @@ pub struct Generator {
     bias: StyleBias,
     provider: &'static str,
     load_seconds: f64,
+    pool: usize,
+}
+
+/// Default number of samples decoded per request (the best is returned).
+pub const DEFAULT_POOL: usize = 3;
+/// Sampling rounds at most (the later ones only for requests short of distinct candidates).
+const MAX_ROUNDS: usize = 3;
+/// In upper mode the first sample is near-greedy; the others explore this much hotter.
+const UPPER_MODE_ALT_TEMPERATURE: f32 = 3.0;
+
+/// A finished, rule-checked sample with its ranking score.
+struct Scored {
+    couplet: Candidate,
+    score: f32,
 }
 
 impl Generator {
@@ -53,13 +74,20 @@ impl Generator {
         let vocab = Vocab::load(&opts.model_dir)?;
         let loaded = load_session(opts)?;
         let bias = StyleBias::new(&vocab);
+        ranking::warm_up();
         Ok(Generator {
             session: Mutex::new(loaded.session),
             vocab,
             bias,
             provider: loaded.provider,
             load_seconds: t0.elapsed().as_secs_f64(),
+            pool: opts.pool.max(1),
         })
+    }
+
+    /// Samples decoded per request at least.
+    pub fn pool(&self) -> usize {
+        self.pool
     }
 
     /// `cpu` or `cuda`.
@@ -89,8 +117,14 @@ impl Generator {
         p
     }
 
-    fn state(&self, r: &ValidRequest) -> ItemState {
-        let seed = r.seed.unwrap_or_else(rand::random);
+    /// Decoding state of sample `k` of round `round` of request `r`. A seeded request
+    /// derives one seed per sample, so the whole candidate list reproduces.
+    fn state(&self, r: &ValidRequest, k: usize, round: usize) -> ItemState {
+        let sample = (round * 64 + k) as u64;
+        let seed = match r.seed {
+            Some(s) => s.wrapping_add(sample.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            None => rand::random(),
+        };
         let rng = ChaCha8Rng::seed_from_u64(seed);
         let cover = common::hengpi::best_cover(&r.theme_chars, r.style);
         let required: Vec<char> = r
@@ -99,25 +133,66 @@ impl Generator {
             .copied()
             .filter(|c| cover.is_none_or(|ph| !ph.text.contains(*c)))
             .collect();
-        match &r.upper {
-            Some(u) => ItemState::upper_mode(u.chars().collect(), r.theme_chars.clone(), required, r.style, rng),
-            None => ItemState::theme_mode(r.length, r.theme_chars.clone(), required, r.style, rng),
-        }
+        let hotter = 1.0 + 0.5 * round as f32;
+        let st = match &r.upper {
+            Some(u) => {
+                let alt = if k == 0 && round == 0 { 1.0 } else { UPPER_MODE_ALT_TEMPERATURE };
+                ItemState::upper_mode(u.chars().collect(), r.theme_chars.clone(), required, r.style, rng)
+                    .with_temperature_scale(alt * hotter)
+            }
+            None => ItemState::theme_mode(r.length, r.theme_chars.clone(), required, r.style, rng).with_temperature_scale(hotter),
+        };
+        st.with_head(r.head)
     }
 
-    /// Generates one couplet per request. `Err` only for a model failure that
+    /// Generates each request's ranked couplets. `Err` only for a model failure that
     /// affects the whole batch (worth a retry); per-request problems are in the vector.
     pub fn generate_batch(&self, reqs: &[ValidRequest]) -> Result<Vec<Result<CoupletResult, GenError>>, ModelError> {
         if reqs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut states: Vec<ItemState> = reqs.iter().map(|r| self.state(r)).collect();
-        let prompts: Vec<Vec<i64>> = reqs.iter().map(|r| self.prompt(r)).collect();
-        self.decode(&prompts, &mut states)?;
-        Ok(reqs.iter().zip(states.iter_mut()).map(|(r, s)| self.finish(r, s)).collect())
+        let mut found: Vec<Vec<Scored>> = reqs.iter().map(|_| Vec::new()).collect();
+        let mut errors: Vec<Option<GenError>> = vec![None; reqs.len()];
+        for round in 0..MAX_ROUNDS {
+            let mut items: Vec<(usize, usize)> = Vec::new();
+            for (i, r) in reqs.iter().enumerate() {
+                let missing = r.candidates.saturating_sub(found[i].len());
+                let n = if round == 0 { self.pool.max(r.candidates) } else { 2 * missing };
+                items.extend((0..n).map(|k| (i, k)));
+            }
+            if items.is_empty() {
+                break;
+            }
+            let mut states: Vec<ItemState> = items.iter().map(|&(i, k)| self.state(&reqs[i], k, round)).collect();
+            let prompts: Vec<Vec<i64>> = items.iter().map(|&(i, _)| self.prompt(&reqs[i])).collect();
+            self.decode(&prompts, &mut states)?;
+            for (&(i, _), st) in items.iter().zip(states.iter_mut()) {
+                match self.finish(&reqs[i], st) {
+                    Ok(sc) => {
+                        let seen = found[i].iter().any(|f| f.couplet.upper == sc.couplet.upper && f.couplet.lower == sc.couplet.lower);
+                        if !seen {
+                            found[i].push(sc);
+                        }
+                    }
+                    Err(e) => errors[i] = Some(e),
+                }
+            }
+        }
+        Ok(reqs
+            .iter()
+            .zip(found)
+            .zip(errors)
+            .map(|((r, mut f), err)| {
+                f.sort_by(|a, b| b.score.total_cmp(&a.score));
+                f.truncate(r.candidates);
+                let candidates: Vec<Candidate> = f.into_iter().map(|s| s.couplet).collect();
+                let best = candidates.first().cloned().ok_or_else(|| err.unwrap_or(GenError::ThemeUnsatisfiable))?;
+                Ok(CoupletResult { upper: best.upper, lower: best.lower, hengpi: best.hengpi, style: r.style, candidates })
+            })
+            .collect())
     }
 
-    fn finish(&self, r: &ValidRequest, s: &mut ItemState) -> Result<CoupletResult, GenError> {
+    fn finish(&self, r: &ValidRequest, s: &mut ItemState) -> Result<Scored, GenError> {
         let upper: String = s.upper.iter().collect();
         let lower: String = s.lower.iter().collect();
         let in_lines: Vec<char> = s.upper.iter().chain(s.lower.iter()).copied().collect();
@@ -126,7 +201,13 @@ impl Generator {
             .ok_or(GenError::ThemeUnsatisfiable)?;
         rules::check(CoupletRef { upper: &upper, lower: &lower, hengpi }, &r.theme_chars, r.upper.is_some())
             .map_err(|e| GenError::RuleCheck(e.to_string()))?;
-        Ok(CoupletResult { upper, lower, hengpi: hengpi.to_string(), style: r.style })
+        if let Some(h) = r.head {
+            if s.upper.first() != Some(&h[0]) || s.lower.first() != Some(&h[1]) {
+                return Err(GenError::RuleCheck("藏头 characters are not at the start of the lines".into()));
+            }
+        }
+        let score = ranking::score(s.logp, s.n_logp, &upper, &lower);
+        Ok(Scored { couplet: Candidate { upper, lower, hengpi: hengpi.to_string() }, score })
     }
 
     fn decode(&self, prompts: &[Vec<i64>], states: &mut [ItemState]) -> Result<(), ModelError> {

@@ -9,12 +9,13 @@
 mod constraints;
 mod error;
 mod generator;
+mod ranking;
 mod runtime;
 mod sampling;
 mod style_bias;
 mod vocab;
 
 pub use error::ModelError;
-pub use generator::{GenError, Generator};
+pub use generator::{GenError, Generator, DEFAULT_POOL};
 pub use runtime::{resolve_model_dir, resolve_ort_dylib, Device, RuntimeOptions};
 pub use vocab::{ModelConfig, Vocab};

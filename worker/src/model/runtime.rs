@@ -34,6 +34,8 @@ pub struct RuntimeOptions {
     pub device: Device,
     /// Intra-op threads (0 = ONNX Runtime's default: one per core).
     pub intra_threads: usize,
+    /// Samples decoded and ranked per request at least (1 = no ranking).
+    pub pool: usize,
 }
 
 fn anchors() -> Vec<PathBuf> {

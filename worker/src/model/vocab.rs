@@ -33,6 +33,10 @@ pub struct ModelConfig {
     pub len_token_base: i64,
     /// Largest N with a length token.
     pub max_len_token: i64,
+    /// The graph's `logits` output is already log-softmax (exported models since the
+    /// ranking decoder); older models give raw logits and are normalised here.
+    #[serde(default)]
+    pub log_probs: bool,
 }
 
 /// Token ↔ character tables and per-token properties.
@@ -95,6 +99,17 @@ impl Vocab {
     /// The `<len_N>` token (clamped to the largest known length).
     pub fn len_token(&self, n: usize) -> i64 {
         self.cfg.len_token_base + (n as i64).min(self.cfg.max_len_token)
+    }
+
+    /// The model's log-probability of `c` in this logits row (ranking uses it).
+    pub fn log_prob(&self, row: &[f32], c: char) -> f32 {
+        let Some(&l) = row.get(self.id(c) as usize) else { return f32::MIN };
+        if self.cfg.log_probs {
+            return l;
+        }
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
+        l - max - sum.ln()
     }
 
     /// Number of tokens.
