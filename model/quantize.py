@@ -11,6 +11,9 @@ import argparse
 import json
 import os
 
+import tempfile
+
+import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 
@@ -23,7 +26,16 @@ def main():
     cfg = json.load(open(cfg_path))
     src = os.path.join(a.model_dir, cfg.get("float_onnx_file", "model.onnx"))
     dst = os.path.join(a.model_dir, "model.int8.onnx")
-    quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Gemm"])
+    with tempfile.TemporaryDirectory() as tmp:
+        # The export keeps weight transposes as graph nodes (no constant folding); ORT's basic
+        # optimisation folds them, so every MatMul sees a constant weight the quantiser can take.
+        folded = os.path.join(tmp, "folded.onnx")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.optimized_model_filepath = folded
+        ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+        quantize_dynamic(folded, dst, weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Gemm"])
     print(f"{src} ({os.path.getsize(src)/1e6:.2f} MB) -> {dst} ({os.path.getsize(dst)/1e6:.2f} MB)")
     if a.install:
         cfg["onnx_file"] = "model.int8.onnx"

@@ -78,6 +78,9 @@ pub struct RunArgs {
     /// Entries idle this long are reclaimed from their consumer, in ms.
     #[arg(long, env = "VISIBILITY_TIMEOUT_MS", default_value_t = 30_000)]
     pub visibility_timeout_ms: u64,
+    /// How often this worker sweeps for jobs whose stream entry disappeared (XDEL/XTRIM by hand, failover), in ms.
+    #[arg(long, env = "LOST_SWEEP_INTERVAL_MS", default_value_t = 10_000)]
+    pub lost_sweep_interval_ms: u64,
     /// Processing attempts before a job is failed and dead-lettered.
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
@@ -179,6 +182,8 @@ pub struct WorkerConfig {
     pub max_wait: Duration,
     /// Visibility timeout.
     pub visibility_timeout: Duration,
+    /// Interval of the lost-entry sweep.
+    pub lost_sweep_interval: Duration,
     /// Attempts.
     pub max_attempts: u32,
     /// Shutdown grace.
@@ -234,6 +239,9 @@ impl RunArgs {
         if self.visibility_timeout_ms < 100 {
             return Err("VISIBILITY_TIMEOUT_MS must be at least 100".into());
         }
+        if self.lost_sweep_interval_ms < 100 {
+            return Err("LOST_SWEEP_INTERVAL_MS must be at least 100".into());
+        }
         let metrics_addr = self.metrics_addr.parse().map_err(|e| format!("METRICS_ADDR `{}`: {e}", self.metrics_addr))?;
         let consumer = self.worker_id.clone().unwrap_or_else(default_worker_id);
         let webhooks = if self.webhook_dispatcher {
@@ -248,10 +256,15 @@ impl RunArgs {
             }
             let allowlist = common::ssrf::Allowlist::parse(&self.webhook_allowlist)?;
             let secret = match &self.webhook_secret {
-                Some(s) if !s.is_empty() => s.clone(),
+                Some(s) if !s.is_empty() => {
+                    if !common::signing::is_standard(s) {
+                        tracing::warn!("WEBHOOK_SECRET is not `whsec_` + base64 of at least 24 bytes: signing with its raw bytes (legacy), which Standard Webhooks libraries do not verify; replace it with `whsec_$(openssl rand -base64 32)`");
+                    }
+                    s.clone()
+                }
                 _ => {
                     tracing::warn!("WEBHOOK_SECRET is not set: webhooks of jobs without a per-key secret are signed with an insecure development secret");
-                    "insecure-development-secret".to_string()
+                    INSECURE_DEV_SECRET.to_string()
                 }
             };
             Some(WebhookConfig {
@@ -272,6 +285,7 @@ impl RunArgs {
             max_batch: self.max_batch,
             max_wait: Duration::from_millis(self.max_wait_ms),
             visibility_timeout: Duration::from_millis(self.visibility_timeout_ms),
+            lost_sweep_interval: Duration::from_millis(self.lost_sweep_interval_ms),
             max_attempts: self.max_attempts,
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             dead_letter_maxlen: self.dead_letter_maxlen,
@@ -279,6 +293,9 @@ impl RunArgs {
         })
     }
 }
+
+/// Signing secret when WEBHOOK_SECRET is unset: standard form, but public (base64 of "insecure-development-secret!").
+const INSECURE_DEV_SECRET: &str = "whsec_aW5zZWN1cmUtZGV2ZWxvcG1lbnQtc2VjcmV0IQ==";
 
 fn default_worker_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());

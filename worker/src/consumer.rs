@@ -2,9 +2,11 @@
 //! reading until the batch is full or `max_wait` has passed since its first
 //! entry, run one inference call on a blocking thread, then store every
 //! result and acknowledge in one round trip. Stops reading on shutdown and
-//! finishes the batch in hand, so a SIGTERM leaves nothing pending.
+//! finishes the batch in hand, so a SIGTERM leaves nothing pending. Between
+//! batches it also runs the bounded sweep for vanished entries ([`crate::lost`]).
 
 use crate::config::WorkerConfig;
+use crate::lost::Lost;
 use crate::model::Generator;
 use crate::queue::{Entry, Outcome, Queue, QueueError, Start};
 use common::job::{now_ms, JobError};
@@ -31,6 +33,8 @@ impl Consumer {
 
     /// Runs until `shutdown` is cancelled; returns after the in-flight batch is stored.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut lost = Lost::new(self.queue.clone());
+        let mut last_sweep = Instant::now();
         let mut backoff = Duration::from_millis(100);
         let reclaim_every = (self.cfg.visibility_timeout / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
         let mut last_reclaim = Instant::now() - reclaim_every;
@@ -46,6 +50,13 @@ impl Consumer {
                         _ = shutdown.cancelled() => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+            if last_sweep.elapsed() >= self.cfg.lost_sweep_interval {
+                last_sweep = Instant::now();
+                match lost.sweep().await {
+                    Ok(n) => self.count_lost(n),
+                    Err(e) => tracing::warn!(error = %e, "lost-entry sweep failed; retrying next interval"),
                 }
             }
             if last_cleanup.elapsed() > Duration::from_secs(30) {
@@ -67,11 +78,19 @@ impl Consumer {
         if last_reclaim.elapsed() >= reclaim_every {
             *last_reclaim = Instant::now();
             let got = self.queue.reclaim(max, self.cfg.visibility_timeout).await?;
-            if !got.is_empty() {
-                tracing::info!(count = got.len(), "reclaimed idle entries");
-                self.metrics.reclaimed.inc_by(got.len() as u64);
+            if !got.entries.is_empty() {
+                tracing::info!(count = got.entries.len(), "reclaimed idle entries");
+                self.metrics.reclaimed.inc_by(got.entries.len() as u64);
             }
-            batch.extend(got);
+            if !got.deleted.is_empty() {
+                // Redis has already dropped these from the pending list: settle them now or only the sweep would.
+                // On error the sweep settles them later (they stay in the entry index).
+                match Lost::new(self.queue.clone()).settle_ids(&got.deleted).await {
+                    Ok(n) => self.count_lost(n),
+                    Err(e) => tracing::warn!(error = %e, "settling deleted entries failed; the sweep will"),
+                }
+            }
+            batch.extend(got.entries);
         }
         if batch.is_empty() {
             batch = self.queue.read(max, READ_BLOCK).await?;
@@ -93,6 +112,12 @@ impl Consumer {
         }
         self.metrics.batch_wait.observe(first.elapsed().as_secs_f64());
         self.process(batch).await
+    }
+
+    fn count_lost(&self, n: usize) {
+        if n > 0 {
+            self.metrics.jobs.with_label_values(&[outcome::FAILED, "none"]).inc_by(n as u64);
+        }
     }
 
     async fn process(&self, entries: Vec<Entry>) -> Result<(), QueueError> {

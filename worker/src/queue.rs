@@ -2,6 +2,12 @@
 //! reading new entries (COUNT = free batch slots), reclaiming entries of dead
 //! consumers with XAUTOCLAIM, starting and completing jobs with the shared
 //! Lua scripts, and removing consumers that have been gone for long.
+//!
+//! XAUTOCLAIM walks the group's pending list with the cursor it returns,
+//! kept between calls, so every pending entry is looked at once per pass
+//! however long the list is (restarting at `0-0` each time would only ever
+//! see its head). The ids it reports deleted (pending, but their data is gone
+//! from the stream) are handed back so [`crate::lost`] fails their jobs.
 
 use common::job::{now_ms, CoupletResult, JobError};
 use common::keys::{Keys, GROUP};
@@ -54,12 +60,27 @@ pub enum Outcome {
     Failed(JobError),
 }
 
+/// What one reclaim pass took over.
+#[derive(Debug, Default)]
+pub struct Reclaimed {
+    /// Entries idle past the visibility timeout, now owned by this consumer.
+    pub entries: Vec<Entry>,
+    /// Pending entries whose data was gone (Redis dropped them from the PEL).
+    pub deleted: Vec<String>,
+}
+
+/// Most XAUTOCLAIM calls in one reclaim pass (each scans at most 10 × COUNT
+/// pending entries); the cursor carries the rest over to the next pass.
+const RECLAIM_CALLS: usize = 16;
+
 /// Stream operations for one consumer.
 #[derive(Clone)]
 pub struct Queue {
     pool: Pool,
     keys: Keys,
     consumer: String,
+    /// XAUTOCLAIM cursor between passes (`0-0`: start of the pending list).
+    claim_cursor: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 fn entry_of(s: &StreamId) -> Option<Entry> {
@@ -74,7 +95,12 @@ fn entry_of(s: &StreamId) -> Option<Entry> {
 impl Queue {
     /// A queue handle for `consumer`.
     pub fn new(pool: Pool, keys: Keys, consumer: String) -> Self {
-        Queue { pool, keys, consumer }
+        Queue { pool, keys, consumer, claim_cursor: std::sync::Arc::new(std::sync::Mutex::new("0-0".into())) }
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// The key builder.
@@ -122,20 +148,39 @@ impl Queue {
             .unwrap_or_default())
     }
 
-    /// Entries idle longer than `min_idle` in any consumer, moved to this one.
-    pub async fn reclaim(&self, count: usize, min_idle: Duration) -> Result<Vec<Entry>, QueueError> {
+    /// Entries idle longer than `min_idle` in any consumer, moved to this one
+    /// (at most `count`), plus the pending ids whose data was deleted.
+    /// Continues from the previous pass's cursor and stops when the walk wraps
+    /// to `0-0`, `count` entries are claimed, or after [`RECLAIM_CALLS`] calls.
+    pub async fn reclaim(&self, count: usize, min_idle: Duration) -> Result<Reclaimed, QueueError> {
+        let mut out = Reclaimed::default();
         let mut c = self.pool.get().await?;
-        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(self.keys.stream())
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(min_idle.as_millis() as u64)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut *c)
-            .await?;
-        Ok(reply.claimed.iter().filter_map(entry_of).collect())
+        // A poisoned lock only means another task panicked mid-update; the cursor is still a valid id.
+        let mut cursor = self.claim_cursor.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for _ in 0..RECLAIM_CALLS {
+            let want = count.saturating_sub(out.entries.len());
+            if want == 0 {
+                break;
+            }
+            let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                .arg(self.keys.stream())
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(min_idle.as_millis() as u64)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(want)
+                .query_async(&mut *c)
+                .await?;
+            out.entries.extend(reply.claimed.iter().filter_map(entry_of));
+            out.deleted.extend(reply.deleted_ids);
+            cursor = reply.next_stream_id;
+            if cursor == "0-0" {
+                break;
+            }
+        }
+        *self.claim_cursor.lock().unwrap_or_else(|p| p.into_inner()) = cursor;
+        Ok(out)
     }
 
     /// Runs the start script for each entry in one round trip.
@@ -146,12 +191,13 @@ impl Queue {
         let s = scripts();
         let now = now_ms();
         let mut pipe = redis::pipe();
-        let (stream, dead, outbox, done) = (self.keys.stream(), self.keys.dead_letter(), self.keys.outbox(), self.keys.done_channel());
+        let (stream, dead, outbox, done, index) =
+            (self.keys.stream(), self.keys.dead_letter(), self.keys.outbox(), self.keys.done_channel(), self.keys.entries());
         for e in entries {
             let job = self.keys.job(&e.job_id);
             pipe.add_command(
                 s.start
-                    .evalsha(&[&job, &stream, &dead, &outbox])
+                    .evalsha(&[&job, &stream, &dead, &outbox, &index])
                     .arg(&e.entry_id)
                     .arg(GROUP)
                     .arg(now)
@@ -183,7 +229,7 @@ impl Queue {
         }
         let s = scripts();
         let now = now_ms();
-        let (stream, outbox, channel) = (self.keys.stream(), self.keys.outbox(), self.keys.done_channel());
+        let (stream, outbox, channel, index) = (self.keys.stream(), self.keys.outbox(), self.keys.done_channel(), self.keys.entries());
         let mut pipe = redis::pipe();
         for (e, o) in done {
             let job = self.keys.job(&e.job_id);
@@ -193,7 +239,7 @@ impl Queue {
             };
             pipe.add_command(
                 s.complete
-                    .evalsha(&[&job, &stream, &outbox])
+                    .evalsha(&[&job, &stream, &outbox, &index])
                     .arg(&e.entry_id)
                     .arg(GROUP)
                     .arg(status)

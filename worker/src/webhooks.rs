@@ -122,7 +122,7 @@ impl Dispatcher {
         let body = serde_json::to_vec(&body_view).unwrap_or_default();
         self.metrics.attempts.inc();
         self.metrics.inflight.inc();
-        let res = self.attempt(&url, job_id, &body, secret.as_bytes()).await;
+        let res = self.attempt(&url, job_id, &body, &secret).await;
         self.metrics.inflight.dec();
         match res {
             Ok(()) => {
@@ -148,7 +148,7 @@ impl Dispatcher {
         }
     }
 
-    async fn attempt(&self, url: &str, job_id: &str, body: &[u8], secret: &[u8]) -> Result<(), AttemptError> {
+    async fn attempt(&self, url: &str, job_id: &str, body: &[u8], secret: &str) -> Result<(), AttemptError> {
         let parsed = url::Url::parse(url).map_err(|e| AttemptError::Refused(e.to_string()))?;
         let addrs = common::ssrf::check(&parsed, &self.cfg.allowlist).await.map_err(|e| AttemptError::Refused(e.to_string()))?;
         let host = parsed.host_str().unwrap_or_default().to_string();

@@ -30,6 +30,13 @@ pub const UPPER_MODE_TEMPERATURE_SCALE: f32 = 0.2;
 /// Style-lexicon bias multiplier when the user supplies the upper line.
 pub const UPPER_MODE_BIAS_SCALE: f32 = 0.5;
 
+/// Added to a required theme character's score.
+const REQUIRED_BONUS: f32 = 3.0;
+/// Added to any other theme character's score.
+const THEME_BONUS: f32 = 1.0;
+/// Tokens this far below the row's best raw score are skipped by the first scan.
+const SCAN_CUTOFF: f32 = 14.0;
+
 /// Which line is being written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -266,10 +273,37 @@ impl ItemState {
                 return c;
             }
         }
+        // Scan only tokens within SCAN_CUTOFF of the row's best raw score; exact whenever
+        // top_k of them beat, even after their bonuses, anything below the cutoff could reach.
+        // Rarely (heavy masking) that fails and the whole row is scanned.
+        let max_raw = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let bonus_max = self.params.lexicon_bias.max(0.0) * self.bias_scale + REQUIRED_BONUS;
         let mut cands = std::mem::take(&mut self.scratch);
-        cands.clear();
+        let mut floor = max_raw - SCAN_CUTOFF;
+        loop {
+            cands.clear();
+            self.scan(logits, bias, vocab, want_tone, upper_phase, floor, &mut cands);
+            let safe = floor + bonus_max;
+            if floor == f32::NEG_INFINITY || cands.iter().filter(|c| c.1 >= safe).count() >= self.params.top_k {
+                break;
+            }
+            floor = f32::NEG_INFINITY;
+        }
+        let pick = sample(&mut cands, self.params.temperature, self.params.top_k, &mut self.rng);
+        self.scratch = cands;
+        match pick.and_then(|id| vocab.char_of(id as usize)) {
+            Some(c) => c,
+            // Unreachable with a real vocabulary (thousands of characters of each tone);
+            // kept total so a damaged model cannot panic the worker.
+            None => fallback_char(want_tone),
+        }
+    }
+
+    /// Collects the allowed tokens with raw score ≥ `floor` and their adjusted scores.
+    #[allow(clippy::too_many_arguments)]
+    fn scan(&self, logits: &[f32], bias: &[f32], vocab: &Vocab, want_tone: Option<Tone>, upper_phase: bool, floor: f32, cands: &mut Vec<(u32, f32)>) {
         for (id, &l) in logits.iter().enumerate() {
-            if !vocab.is_char[id] {
+            if l < floor || !vocab.is_char[id] {
                 continue;
             }
             if let Some(t) = want_tone {
@@ -284,19 +318,11 @@ impl ItemState {
             }
             let mut adj = l + bias[id] * self.bias_scale;
             if self.required.contains(&c) {
-                adj += 3.0;
+                adj += REQUIRED_BONUS;
             } else if self.theme.contains(&c) {
-                adj += 1.0;
+                adj += THEME_BONUS;
             }
             cands.push((id as u32, adj));
-        }
-        let pick = sample(&mut cands, self.params.temperature, self.params.top_k, &mut self.rng);
-        self.scratch = cands;
-        match pick.and_then(|id| vocab.char_of(id as usize)) {
-            Some(c) => c,
-            // Unreachable with a real vocabulary (thousands of characters of each tone);
-            // kept total so a damaged model cannot panic the worker.
-            None => fallback_char(want_tone),
         }
     }
 

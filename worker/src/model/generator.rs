@@ -72,7 +72,7 @@ impl Generator {
     pub fn load(opts: &RuntimeOptions) -> Result<Generator, ModelError> {
         let t0 = Instant::now();
         let vocab = Vocab::load(&opts.model_dir)?;
-        let loaded = load_session(opts)?;
+        let loaded = load_session(opts, &vocab.cfg)?;
         let bias = StyleBias::new(&vocab);
         ranking::warm_up();
         Ok(Generator {

@@ -107,12 +107,18 @@ pub struct Loaded {
     pub provider: &'static str,
 }
 
-/// Loads `model.onnx` with the requested device.
-pub fn load_session(opts: &RuntimeOptions) -> Result<Loaded, ModelError> {
+/// Loads the model's graph with the requested device: `config.json`'s `onnx_file` on CPU
+/// (the int8 graph where one is installed), its `float_onnx_file` on CUDA (dynamic int8
+/// quantisation is a CPU optimisation).
+pub fn load_session(opts: &RuntimeOptions, cfg: &super::ModelConfig) -> Result<Loaded, ModelError> {
     let env = environment(&opts.ort_dylib)?;
-    let model = opts.model_dir.join("model.onnx");
+    let file = match opts.device {
+        Device::Cpu => &cfg.onnx_file,
+        Device::Cuda => &cfg.float_onnx_file,
+    };
+    let model = opts.model_dir.join(file);
     if !model.is_file() {
-        return Err(ModelError::Files { dir: opts.model_dir.clone(), reason: "model.onnx not found".into() });
+        return Err(ModelError::Files { dir: opts.model_dir.clone(), reason: format!("{file} not found") });
     }
     let build = |cuda: bool| -> Result<Session, ort::Error> {
         let mut b = Session::builder(env)?

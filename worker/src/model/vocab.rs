@@ -37,6 +37,16 @@ pub struct ModelConfig {
     /// ranking decoder); older models give raw logits and are normalised here.
     #[serde(default)]
     pub log_probs: bool,
+    /// The graph the CPU runs (`model.int8.onnx` once quantised).
+    #[serde(default = "model_onnx")]
+    pub onnx_file: String,
+    /// The float graph (CUDA runs it; training and verification read it).
+    #[serde(default = "model_onnx")]
+    pub float_onnx_file: String,
+}
+
+fn model_onnx() -> String {
+    "model.onnx".into()
 }
 
 /// Token ↔ character tables and per-token properties.
