@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Rust, idempotently: Prometheus (promtool),
 # Chromium + ChromeDriver (browser test), redis-server (outage tests),
-# PyYAML and schemathesis, and the ONNX Runtime library (scripts/setup.sh).
+# PyYAML, schemathesis and standardwebhooks, and the ONNX Runtime library (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -20,6 +20,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   pkill -x prometheus 2>/dev/null || true
 fi
 python3 -c "import yaml, schemathesis" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml schemathesis
+# The official Standard Webhooks library verifies real deliveries in tests/tests/edge.rs.
+python3 -c "import standardwebhooks" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check standardwebhooks
 SETUP_SKIP_BUILD=1 ./scripts/setup.sh
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "install-test-deps: starting redis-server on 127.0.0.1:6379"

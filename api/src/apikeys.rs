@@ -1,6 +1,7 @@
 //! API key administration (`couplet-api keys create|list|revoke`). A key is
 //! shown once at creation; Redis keeps only its SHA-256 (the lookup key) and
-//! a record with the tenant id, name, limits and webhook signing secret.
+//! a record with the tenant id, name, limits and webhook signing secret
+//! (`whsec_` + base64 of 32 random bytes, from `common::signing`).
 //! Revoking deletes the record, so the key stops working on the next request.
 
 use crate::auth::hash_key;
@@ -35,7 +36,7 @@ pub struct CreatedKey {
 pub async fn create<C: redis::aio::ConnectionLike + Send>(con: &mut C, keys: &Keys, name: &str, rate: f64, burst: u32) -> redis::RedisResult<CreatedKey> {
     let id = format!("key_{}", &hex::encode(rand::random::<[u8; 8]>()));
     let key = random_token("pcg_", 32);
-    let secret = random_token("whsec_", 24);
+    let secret = common::signing::generate_secret();
     let h = hash_key(&key);
     let created = common::job::now_ms();
     let _: () = redis::pipe()

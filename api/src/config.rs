@@ -90,7 +90,9 @@ pub struct ServerArgs {
     /// Consumer-group backlog above which submissions get 503 (0 = unlimited).
     #[arg(long, env = "MAX_BACKLOG", default_value_t = 50_000)]
     pub max_backlog: u64,
-    /// Approximate cap of the job stream (default: 2 × MAX_BACKLOG + 10000).
+    /// Hard cap of the job stream's length (queued + in-progress entries): submissions
+    /// beyond it get 503, never trimmed (default: 2 × MAX_BACKLOG + 10000; unlimited when
+    /// MAX_BACKLOG is 0; 0 = unlimited; must not be below MAX_BACKLOG).
     #[arg(long, env = "STREAM_MAXLEN")]
     pub stream_maxlen: Option<u64>,
     /// How long `POST /generate` waits before answering 504 with the job id, in ms.
@@ -135,7 +137,7 @@ pub struct ApiConfig {
     pub result_ttl_s: u64,
     /// Admission limit.
     pub max_backlog: u64,
-    /// Stream cap.
+    /// Stream length at which submissions are refused (0 = unlimited); never a trim.
     pub stream_maxlen: u64,
     /// Sync generate wait.
     pub generate_timeout: Duration,
@@ -167,6 +169,10 @@ impl ServerArgs {
             return Err("IP_RATE_LIMIT must be a non-negative number".into());
         }
         let allowlist = common::ssrf::Allowlist::parse(&self.webhook_allowlist)?;
+        let stream_maxlen = stream_cap(self.max_backlog, self.stream_maxlen)?;
+        if self.webhook_secret.as_deref().is_some_and(|s| !s.is_empty() && !common::signing::is_standard(s)) {
+            tracing::warn!("WEBHOOK_SECRET is not `whsec_` + base64 of at least 24 bytes: signing with its raw bytes (legacy), which Standard Webhooks libraries do not verify; replace it with `whsec_$(openssl rand -base64 32)`");
+        }
         Ok(ApiConfig {
             redis_url: self.redis_url.clone(),
             key_prefix: self.key_prefix.clone(),
@@ -176,7 +182,7 @@ impl ServerArgs {
             body_timeout: Duration::from_millis(self.body_timeout_ms.max(100)),
             result_ttl_s: self.result_ttl_s,
             max_backlog: self.max_backlog,
-            stream_maxlen: self.stream_maxlen.unwrap_or(self.max_backlog.saturating_mul(2).saturating_add(10_000).max(10_000)),
+            stream_maxlen,
             generate_timeout: Duration::from_millis(self.generate_timeout_ms.clamp(100, 120_000)),
             ip_rate_limit: self.ip_rate_limit,
             ip_rate_burst: self.ip_rate_burst.max(1),
@@ -185,6 +191,24 @@ impl ServerArgs {
             redis_pool_size: self.redis_pool_size.clamp(1, 512),
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
         })
+    }
+}
+
+/// The stream cap for MAX_BACKLOG and STREAM_MAXLEN. The cap only ever refuses
+/// submissions (the submit script compares XLEN before XADD; nothing trims the
+/// stream), so no value can drop an accepted job; a cap below MAX_BACKLOG is
+/// refused because it would make MAX_BACKLOG meaningless and usually means the
+/// operator still thinks of STREAM_MAXLEN as a trim length.
+pub fn stream_cap(max_backlog: u64, stream_maxlen: Option<u64>) -> Result<u64, String> {
+    match stream_maxlen {
+        None if max_backlog == 0 => Ok(0),
+        None => Ok(max_backlog.saturating_mul(2).saturating_add(10_000)),
+        Some(0) => Ok(0),
+        Some(cap) if max_backlog > 0 && cap < max_backlog => Err(format!(
+            "STREAM_MAXLEN ({cap}) is below MAX_BACKLOG ({max_backlog}): the stream cap counts queued and in-progress \
+             jobs and refuses submissions beyond it, so it must be at least MAX_BACKLOG (unset it for 2 × MAX_BACKLOG + 10000, or 0 for no cap)"
+        )),
+        Some(cap) => Ok(cap),
     }
 }
 
@@ -212,5 +236,18 @@ mod tests {
         assert_eq!(super::parse_rate("600/m"), Ok(10.0));
         assert!(super::parse_rate("fast").is_err());
         assert!(super::parse_rate("0/s").is_err());
+    }
+
+    #[test]
+    fn stream_caps_never_undercut_the_backlog() {
+        use super::stream_cap;
+        // MAX_BACKLOG=0 means off: no hidden cap (the old default trimmed at 10,000).
+        assert_eq!(stream_cap(0, None), Ok(0));
+        assert_eq!(stream_cap(50_000, None), Ok(110_000));
+        assert_eq!(stream_cap(0, Some(50)), Ok(50));
+        assert_eq!(stream_cap(100, Some(100)), Ok(100));
+        assert_eq!(stream_cap(100, Some(0)), Ok(0));
+        let e = stream_cap(100, Some(50)).expect_err("a cap below the backlog is refused");
+        assert!(e.contains("STREAM_MAXLEN (50) is below MAX_BACKLOG (100)"), "{e}");
     }
 }

@@ -3,7 +3,9 @@
 //
 // The flow is the API's own: POST /v1/couplets (202 + job id), then long-poll
 // GET /v1/jobs/{id}?wait=10 until the job is final, then show the text and the
-// PNG from /v1/jobs/{id}/image.png. Validation is the server's job: the page
+// PNG from /v1/jobs/{id}/image.png?candidate=N (a job asked for several ranked
+// couplets keeps them all; 换一副 flips through them, N is the 0-based index
+// the API takes). Validation is the server's job: the page
 // only shows `error.field`'s message next to that field, so there is one
 // definition of a valid request (common/src/request.rs).
 'use strict';
@@ -18,7 +20,8 @@
   const MAX_POLL_RETRIES = 6;
   const IMAGE_SCALE = 4;
   const U64_MAX = 18446744073709551615n;
-  const FIELDS = ['theme', 'style', 'length', 'upper', 'seed'];
+  const FIELDS = ['theme', 'style', 'length', 'upper', 'head', 'candidates', 'seed'];
+  const RADIO_FIELDS = ['style', 'length', 'candidates'];
   const STYLE_NAMES = {
     classic: '经典 Classic',
     festive: '喜庆 Festive',
@@ -32,6 +35,7 @@
   const submitBtn = $('submit');
   const themeInput = $('theme');
   const upperInput = $('upper');
+  const headInput = $('head');
   const seedInput = $('seed');
   const apiKeyInput = $('api-key');
   const lengthField = $('length-field');
@@ -46,6 +50,9 @@
   const downloadLink = $('download');
   const copyBtn = $('copy');
   const copyNote = $('copy-note');
+  const candidateNav = $('candidate-nav');
+  const nextCandidateBtn = $('next-candidate');
+  const candidateCounter = $('candidate-counter');
   const historyList = $('history');
   const historyEmpty = $('history-empty');
   const layoutButtons = Array.from(document.querySelectorAll('[data-layout]'));
@@ -54,7 +61,8 @@
   const state = {
     run: 0, // bumped per submission; an old poll loop stops when it sees a newer one
     busy: false,
-    shown: null, // {id, upper, lower, hengpi, style, theme, at}
+    shown: null, // {id, upper, lower, hengpi, style, theme, at, candidates?: [{upper, lower, hengpi}]}
+    candidate: 0, // index into shown.candidates of the couplet on screen
     layout: 'door',
     elapsedTimer: null,
     elapsedTick: null,
@@ -146,6 +154,11 @@
         return ['请从五种风格中选一种。', 'Pick one of the five styles.'];
       case 'unsupported_length':
         return ['字数只能是 5、7 或 9。', 'The length must be 5, 7 or 9.'];
+      case 'invalid_head':
+        return ['藏头要两个不同的汉字；给了上联时，上联须以第一个字开头、不含第二个字。',
+          `The hidden head needs two different Chinese characters; with an upper line, it must start with the first and not contain the second${detail}.`];
+      case 'invalid_candidates':
+        return ['只能要 1 到 5 副。', 'Ask for 1 to 5 couplets.'];
       case 'invalid_seed':
         return ['种子必须是 0 到 18446744073709551615 之间的整数。', 'The seed must be a whole number from 0 to 18446744073709551615.'];
       case 'unauthorized':
@@ -174,7 +187,7 @@
   }
 
   function fieldInput(field) {
-    if (field === 'style' || field === 'length') {
+    if (RADIO_FIELDS.includes(field)) {
       return form.querySelector(`input[name="${field}"]:checked`) || form.querySelector(`input[name="${field}"]`);
     }
     return $(field);
@@ -298,7 +311,10 @@
     const style = (form.querySelector('input[name="style"]:checked') || {}).value || 'classic';
     const length = Number((form.querySelector('input[name="length"]:checked') || {}).value || 7);
     const seed = seedInput.value.trim();
-    const body = { theme: theme || null, style, upper: upper || null };
+    const head = headInput.value.trim();
+    const candidates = Number((form.querySelector('input[name="candidates"]:checked') || {}).value || 1);
+    const body = { theme: theme || null, style, upper: upper || null, candidates };
+    if (head) body.head = head;
     // With an upper line the length is the line's own; sending one too would be refused.
     if (!upper) body.length = length;
     let json = JSON.stringify(body);
@@ -450,6 +466,8 @@
       theme: theme || (job.request && job.request.theme) || '',
       at: Date.now(),
     };
+    const list = candidateList(job.result.candidates);
+    if (list.length > 1) entry.candidates = list;
     setStatus('succeeded', `完成！横批：${entry.hengpi}`, 'Done!');
     addHistory(entry);
     showResult(entry);
@@ -467,16 +485,29 @@
 
   // ---------- result ----------
 
-  function imageUrl(id, layout) {
-    return `/v1/jobs/${encodeURIComponent(id)}/image.png?scale=${IMAGE_SCALE}&layout=${layout}`;
+  // Only well-formed candidates (from the API or from storage); [] when there are none.
+  function candidateList(raw) {
+    if (!Array.isArray(raw)) return [];
+    return raw.filter((c) => c && typeof c.upper === 'string' && typeof c.lower === 'string' && typeof c.hengpi === 'string')
+      .map((c) => ({ upper: c.upper, lower: c.lower, hengpi: c.hengpi }));
+  }
+
+  // The couplet on screen: the chosen candidate, or the entry itself.
+  function onScreen(entry) {
+    return (entry.candidates && entry.candidates[state.candidate]) || entry;
+  }
+
+  function imageUrl(id, layout, candidate) {
+    return `/v1/jobs/${encodeURIComponent(id)}/image.png?scale=${IMAGE_SCALE}&layout=${layout}&candidate=${candidate}`;
   }
 
   async function loadImage(entry) {
-    const url = imageUrl(entry.id, state.layout);
+    const url = imageUrl(entry.id, state.layout, state.candidate);
+    const couplet = onScreen(entry);
     imageNote.hidden = true;
     imageNote.replaceChildren();
-    resultImage.alt = `像素春联 Pixel couplet: 横批 ${entry.hengpi}; 上联 ${entry.upper}; 下联 ${entry.lower}`;
-    downloadLink.download = `couplet-${entry.hengpi}-${state.layout}.png`;
+    resultImage.alt = `像素春联 Pixel couplet: 横批 ${couplet.hengpi}; 上联 ${couplet.upper}; 下联 ${couplet.lower}`;
+    downloadLink.download = `couplet-${couplet.hengpi}-${state.layout}${state.candidate ? `-${state.candidate + 1}` : ''}.png`;
     if (state.objectUrl) {
       URL.revokeObjectURL(state.objectUrl);
       state.objectUrl = null;
@@ -493,7 +524,8 @@
       const res = await fetch(url, { headers: authHeaders(), cache: 'no-store' });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const blob = await res.blob();
-      if (!state.shown || state.shown.id !== entry.id) return;
+      // A newer layout, candidate or couplet was chosen meanwhile.
+      if (!state.shown || imageUrl(state.shown.id, state.layout, state.candidate) !== url) return;
       state.objectUrl = URL.createObjectURL(blob);
       resultImage.src = state.objectUrl;
       downloadLink.href = state.objectUrl;
@@ -513,13 +545,30 @@
 
   function showResult(entry) {
     state.shown = entry;
-    $('result-upper').textContent = entry.upper;
-    $('result-lower').textContent = entry.lower;
-    $('result-hengpi').textContent = entry.hengpi;
-    copyNote.textContent = '';
+    state.candidate = 0;
     resultSection.hidden = false;
-    loadImage(entry);
+    showCandidate();
     renderHistory();
+  }
+
+  // Text, counter and picture of the candidate `state.candidate` of the shown entry.
+  function showCandidate() {
+    const entry = state.shown;
+    const couplet = onScreen(entry);
+    const count = entry.candidates ? entry.candidates.length : 1;
+    $('result-upper').textContent = couplet.upper;
+    $('result-lower').textContent = couplet.lower;
+    $('result-hengpi').textContent = couplet.hengpi;
+    candidateNav.hidden = count < 2;
+    candidateCounter.textContent = `${state.candidate + 1}/${count}`;
+    copyNote.textContent = '';
+    loadImage(entry);
+  }
+
+  function nextCandidate() {
+    if (!state.shown || !state.shown.candidates) return;
+    state.candidate = (state.candidate + 1) % state.shown.candidates.length;
+    showCandidate();
   }
 
   function coupletText(entry) {
@@ -528,7 +577,7 @@
 
   async function copyText() {
     if (!state.shown) return;
-    const text = coupletText(state.shown);
+    const text = coupletText(onScreen(state.shown));
     let ok = false;
     if (navigator.clipboard && window.isSecureContext) {
       try {
@@ -573,6 +622,10 @@
       return Array.isArray(list)
         ? list.filter((e) => e && typeof e.id === 'string' && typeof e.upper === 'string'
             && typeof e.lower === 'string' && typeof e.hengpi === 'string').slice(0, HISTORY_MAX)
+          .map((e) => {
+            const candidates = candidateList(e.candidates);
+            return candidates.length > 1 ? { ...e, candidates } : { ...e, candidates: undefined };
+          })
         : [];
     } catch (_) {
       return [];
@@ -630,7 +683,7 @@
 
   form.addEventListener('submit', onSubmit);
   upperInput.addEventListener('input', syncLengthPicker);
-  for (const field of ['theme', 'upper', 'seed']) {
+  for (const field of ['theme', 'upper', 'head', 'seed']) {
     $(field).addEventListener('input', () => {
       $(`error-${field}`).replaceChildren();
       $(field).removeAttribute('aria-invalid');
@@ -640,6 +693,7 @@
   apiKeyInput.addEventListener('change', () => storageSet(sessionStorage, API_KEY_KEY, apiKeyInput.value.trim()));
   for (const b of layoutButtons) b.addEventListener('click', () => setLayout(b.dataset.layout, true));
   copyBtn.addEventListener('click', copyText);
+  nextCandidateBtn.addEventListener('click', nextCandidate);
   downloadLink.addEventListener('click', (e) => {
     if (downloadLink.getAttribute('aria-disabled') === 'true') e.preventDefault();
   });

@@ -23,9 +23,18 @@ impl Keys {
         &self.prefix
     }
 
-    /// The job stream (trimmed: acked entries are deleted, MAXLEN ~ as a safety net).
+    /// The job stream. Never trimmed by length: an entry leaves only when it is
+    /// acknowledged (XDEL in the same script), so no accepted job is dropped;
+    /// its length is bounded by admission (`MAX_BACKLOG`, `STREAM_MAXLEN`).
     pub fn stream(&self) -> String {
         format!("{}jobs", self.prefix)
+    }
+
+    /// Hash of stream entry id → job id for every entry not yet acknowledged
+    /// (field written with the XADD, removed with the XACK; bounded by the stream).
+    /// It lets a worker name the job of an entry whose data disappeared.
+    pub fn entries(&self) -> String {
+        format!("{}entries", self.prefix)
     }
 
     /// Dead-letter stream of jobs that exhausted their attempts (MAXLEN ~ trimmed).
@@ -76,7 +85,7 @@ mod tests {
     #[test]
     fn every_key_carries_the_prefix() {
         let k = Keys::new("t1:");
-        for key in [k.stream(), k.dead_letter(), k.job("x"), k.idempotency("o", "h"), k.done_channel(), k.outbox(), k.api_key("h"), k.api_key_index(), k.rate_limit("s")] {
+        for key in [k.stream(), k.entries(), k.dead_letter(), k.job("x"), k.idempotency("o", "h"), k.done_channel(), k.outbox(), k.api_key("h"), k.api_key_index(), k.rate_limit("s")] {
             assert!(key.starts_with("t1:"), "{key}");
         }
     }

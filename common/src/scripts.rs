@@ -51,6 +51,8 @@ pub struct Scripts {
     pub outbox_claim: Lua,
     /// Record a webhook attempt.
     pub outbox_result: Lua,
+    /// Fail the job of an entry that disappeared from the stream.
+    pub lost: Lua,
 }
 
 /// The scripts, parsed once per process.
@@ -64,13 +66,14 @@ pub fn scripts() -> &'static Scripts {
         auth_rate: Lua::new(include_str!("scripts/auth_rate.lua")),
         outbox_claim: Lua::new(include_str!("scripts/outbox_claim.lua")),
         outbox_result: Lua::new(include_str!("scripts/outbox_result.lua")),
+        lost: Lua::new(include_str!("scripts/lost.lua")),
     })
 }
 
 /// Loads every script into Redis's script cache.
 pub async fn load_all<C: redis::aio::ConnectionLike>(con: &mut C) -> redis::RedisResult<()> {
     let s = scripts();
-    for l in [&s.submit, &s.start, &s.complete, &s.cancel, &s.auth_rate, &s.outbox_claim, &s.outbox_result] {
+    for l in [&s.submit, &s.start, &s.complete, &s.cancel, &s.auth_rate, &s.outbox_claim, &s.outbox_result, &s.lost] {
         l.script.prepare_invoke().load_async(con).await?;
     }
     Ok(())

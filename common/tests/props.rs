@@ -69,14 +69,18 @@ fn request() -> impl Strategy<Value = CoupletRequest> {
         prop_oneof![Just(None), mixed_text(30).prop_map(Some)],
         any::<Option<u64>>(),
         callback(),
+        prop_oneof![Just(None), (-2i64..8).prop_map(Some)],
+        prop_oneof![Just(None), mixed_text(4).prop_map(Some)],
     )
-        .prop_map(|(theme, style, length, upper, seed, callback_url)| CoupletRequest {
+        .prop_map(|(theme, style, length, upper, seed, callback_url, candidates, head)| CoupletRequest {
             theme,
             style,
             length,
             upper,
             seed,
             callback_url,
+            candidates,
+            head,
         })
 }
 
@@ -95,7 +99,7 @@ fn json_value() -> impl Strategy<Value = Value> {
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             proptest::collection::btree_map(
                 prop_oneof![
-                    4 => proptest::sample::select(vec!["theme", "style", "length", "upper", "seed", "callback_url"])
+                    4 => proptest::sample::select(vec!["theme", "style", "length", "upper", "seed", "callback_url", "candidates", "head"])
                         .prop_map(String::from),
                     1 => any::<String>(),
                 ],
@@ -136,6 +140,14 @@ fn assert_documented_rules(raw: &CoupletRequest) {
     }
     assert_eq!(v.seed, raw.seed);
     assert_eq!(v.style.as_str(), raw.style.as_deref().unwrap_or("classic"));
+    assert!((1..=5).contains(&v.candidates));
+    assert_eq!(v.candidates as i64, raw.candidates.unwrap_or(1));
+    if let Some(h) = v.head {
+        assert_ne!(h[0], h[1]);
+        if let Some(u) = &v.upper {
+            assert!(u.starts_with(h[0]) && !u.contains(h[1]));
+        }
+    }
 }
 
 fn kind_is_documented(e: &ValidationError) -> bool {
@@ -149,7 +161,9 @@ fn kind_is_documented(e: &ValidationError) -> bool {
             | "unknown_style"
             | "unsupported_length"
             | "invalid_callback_url"
-    ) && matches!(e.field(), "theme" | "upper" | "style" | "length" | "callback_url")
+            | "invalid_candidates"
+            | "invalid_head"
+    ) && matches!(e.field(), "theme" | "upper" | "style" | "length" | "callback_url" | "candidates" | "head")
 }
 
 proptest! {

@@ -6,7 +6,10 @@
 //! press Enter, watch the status go to done, check the picture really loaded
 //! and the three lines obey the couplet rules (`common::rules::check`), flip
 //! the layout, reload and reopen it from the history, then send an invalid
-//! theme and find the message next to the theme field. A second stack, with
+//! theme and find the message next to the theme field. Then three ranked
+//! candidates: 换一副 flips to the second (another couplet, and the picture of
+//! `?candidate=1`); a 藏头 request's couplet starts with its two characters,
+//! and a one-character head is explained next to the head field. A second stack, with
 //! a tiny per-IP rate limit and a one-job queue, shows the live countdown of a
 //! 429 and the "busy" message of a 503. Screenshots go to
 //! `target/screenshots/` (`ui.png` is the finished couplet).
@@ -146,6 +149,7 @@ async fn the_page_makes_a_couplet_and_explains_mistakes() {
     // Close the browser session even when an assertion fails, so no Chromium outlives the test.
     let walked = AssertUnwindSafe(async {
         walk_the_page(&c, &stack.base_url()).await;
+        walk_the_candidates(&c, &stack.base_url()).await;
         drop(stack);
         walk_the_refusals(&c).await;
     })
@@ -276,6 +280,84 @@ async fn walk_the_page(c: &Client, base: &str) {
     let y: Vec<f64> = layout.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert!(y[0] <= y[1] && y[1] < y[2], "error message between the theme box and the style picker: {y:?}");
     screenshot(c, "ui-error.png").await;
+}
+
+/// Submits the form as it stands and waits for the job to succeed and its picture to load.
+async fn submit_and_wait(c: &Client, what: &str) -> Value {
+    c.find(Locator::Css("[data-testid=submit]")).await.unwrap().click().await.unwrap();
+    let phase = wait_js(
+        c,
+        what,
+        "const p = document.querySelector('[data-testid=status]').dataset.phase; \
+         return ['succeeded', 'failed', 'error'].includes(p) ? p : null;",
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(phase, "succeeded", "{what}: {}", text(c, "status").await);
+    wait_js(c, "the picture", IMAGE_SIZE, Duration::from_secs(30)).await
+}
+
+/// The three lines on screen, checked against the rules for `theme`.
+async fn shown_couplet(c: &Client, theme: &str) -> (String, String, String) {
+    let (upper, lower, hengpi) = (text(c, "result-upper").await, text(c, "result-lower").await, text(c, "result-hengpi").await);
+    common::rules::check(common::rules::CoupletRef { upper: &upper, lower: &lower, hengpi: &hengpi }, &theme_chars(theme), false)
+        .unwrap_or_else(|e| panic!("the page shows a couplet that breaks a rule: {e}: {upper} / {lower} / {hengpi}"));
+    (upper, lower, hengpi)
+}
+
+/// Three candidates and 换一副; a 藏头 request; a refused head next to its field.
+async fn walk_the_candidates(c: &Client, base: &str) {
+    c.goto(&format!("{base}/")).await.unwrap();
+    let theme = c.find(Locator::Id("theme")).await.unwrap();
+    theme.send_keys("春").await.unwrap();
+    c.find(Locator::Css("input[name=candidates][value='3'] + span")).await.unwrap().click().await.unwrap();
+    let first = submit_and_wait(c, "the three-candidate job").await;
+    assert!(first[2].as_str().unwrap().contains("candidate=0"), "image src: {}", first[2]);
+    assert_eq!(text(c, "candidate-counter").await, "1/3");
+    let next = c.find(Locator::Css("[data-testid=next-candidate]")).await.unwrap();
+    assert!(next.is_displayed().await.unwrap(), "换一副 is shown for several candidates");
+    assert!(next.text().await.unwrap().contains("换一副"));
+    let best = shown_couplet(c, "春").await;
+
+    next.click().await.unwrap();
+    let second = wait_js(
+        c,
+        "the second candidate's picture",
+        &IMAGE_SIZE.replace("img.naturalWidth > 0", "img.naturalWidth > 0 && img.src.includes('candidate=1')"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(second[2].as_str().unwrap().contains("candidate=1"), "image src: {}", second[2]);
+    assert_eq!(text(c, "candidate-counter").await, "2/3");
+    let other = shown_couplet(c, "春").await;
+    assert_ne!(other, best, "换一副 shows another couplet");
+    let download = c.find(Locator::Css("[data-testid=download]")).await.unwrap().attr("href").await.unwrap().unwrap_or_default();
+    assert!(download.contains("candidate=1"), "the download is the couplet on screen: {download}");
+    screenshot(c, "ui-candidates.png").await;
+
+    // Back to one candidate, with a 藏头.
+    c.find(Locator::Css("input[name=candidates][value='1'] + span")).await.unwrap().click().await.unwrap();
+    let head = c.find(Locator::Id("head")).await.unwrap();
+    head.send_keys("春福").await.unwrap();
+    submit_and_wait(c, "the 藏头 job").await;
+    let (upper, lower, _) = shown_couplet(c, "春").await;
+    assert!(upper.starts_with('春') && lower.starts_with('福'), "藏头 春福: {upper} / {lower}");
+    assert!(!c.find(Locator::Css("[data-testid=candidate-nav]")).await.unwrap().is_displayed().await.unwrap(), "no 换一副 for one couplet");
+
+    // One character is not a head: the server's refusal, next to the head field.
+    head.clear().await.unwrap();
+    head.send_keys("春").await.unwrap();
+    c.find(Locator::Css("[data-testid=submit]")).await.unwrap().click().await.unwrap();
+    let msg = wait_js(
+        c,
+        "the head error",
+        "const e = document.querySelector('[data-testid=error-head]'); return e && e.innerText.trim();",
+        Duration::from_secs(20),
+    )
+    .await;
+    let msg = msg.as_str().unwrap();
+    assert!(msg.contains("藏头") && msg.contains("two different Chinese characters"), "bilingual head message: {msg}");
+    assert_eq!(head.attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
 }
 
 /// Rate limited, then busy: both explained in the form, with a live countdown.

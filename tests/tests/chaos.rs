@@ -8,6 +8,13 @@
 //! - SIGTERM mid-batch: the worker exits 0 within its deadline with its batch
 //!   stored and acknowledged (nothing pending for its consumer name).
 //!
+//! - A stream cap smaller than the backlog: submissions past it get 503, and
+//!   every 202 still ends `succeeded` (the cap never trims accepted jobs); a
+//!   cap below `MAX_BACKLOG` is refused at start.
+//! - Stream entries deleted behind the workers' back (queued ones, and ones
+//!   pending in a consumer that died): their jobs end `failed` with
+//!   `lost_from_queue` and their webhook enqueued, never stuck `queued`.
+//!
 //! Each test is bounded (about 90 s on a 2-core machine). The job count of the
 //! kill test can be lowered with `CHAOS_JOBS` on slower machines.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -339,4 +346,126 @@ async fn sigterm_mid_batch_stores_and_acks_the_batch_in_hand() {
         assert_valid_couplet(&job);
         assert_eq!(job["attempts"], 1, "{job}");
     }
+}
+
+/// Every (entry id, job id) of the stream.
+async fn stream_entries(s: &Stack) -> Vec<(String, String)> {
+    let mut c = s.redis().await;
+    let r: redis::streams::StreamRangeReply = redis::cmd("XRANGE").arg(format!("{}jobs", s.prefix)).arg("-").arg("+").query_async(&mut c).await.unwrap();
+    r.ids.iter().map(|e| (e.id.clone(), e.get::<String>("job").unwrap())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_small_stream_cap_refuses_instead_of_dropping_accepted_jobs() {
+    // A cap below MAX_BACKLOG is refused at start, naming both settings.
+    let mut api = Command::new(bin("couplet-api"))
+        .env("REDIS_URL", redis_url())
+        .env("KEY_PREFIX", random_prefix("cap"))
+        .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("MAX_BACKLOG", "100")
+        .env("STREAM_MAXLEN", "50")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while api.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = api.kill();
+    let out = api.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with STREAM_MAXLEN < MAX_BACKLOG: {err}");
+    assert!(err.contains("STREAM_MAXLEN (50) is below MAX_BACKLOG (100)"), "{err}");
+
+    // Workers stopped, admission by backlog off, cap 50: the old MAXLEN trim
+    // answered 202 to all 300 and dropped about 200 of them unseen.
+    let (cap, n) = (50usize, 300u64);
+    let mut s = Stack::start(StackOptions::default().workers(0).api("MAX_BACKLOG", "0").api("STREAM_MAXLEN", &cap.to_string())).await;
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..n {
+        let (st, v) = s.submit(body(i)).await;
+        match st {
+            202 => accepted.push(v["id"].as_str().unwrap().to_string()),
+            503 => {
+                assert_eq!(v["error"]["type"], "overloaded", "{v}");
+                refused += 1;
+            }
+            _ => panic!("submit {i}: {st} {v}"),
+        }
+    }
+    eprintln!("{} accepted, {refused} refused with 503 at cap {cap}", accepted.len());
+    assert_eq!(accepted.len(), cap, "the cap admits exactly {cap} while nothing is consumed");
+    assert_eq!(stream_entries(&s).await.len(), cap, "every accepted job is still in the stream");
+    s.workers.push(None);
+    s.worker_ports.push(0);
+    s.respawn_worker(0).await;
+    for id in &accepted {
+        let job = s.wait_final(id, Duration::from_secs(90)).await;
+        assert_valid_couplet(&job);
+    }
+    // Acked entries leave the stream and the entry index; room for new work again.
+    let mut c = s.redis().await;
+    let (len, indexed): (u64, u64) =
+        redis::pipe().cmd("XLEN").arg(format!("{}jobs", s.prefix)).cmd("HLEN").arg(format!("{}entries", s.prefix)).query_async(&mut c).await.unwrap();
+    assert_eq!((len, indexed), (0, 0));
+    let id = s.submit_ok(body(1000)).await;
+    assert_valid_couplet(&s.wait_final(&id, Duration::from_secs(30)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn entries_deleted_behind_the_workers_back_fail_their_jobs_visibly() {
+    let mut s = Stack::start(
+        StackOptions::default().workers(0).worker("LOST_SWEEP_INTERVAL_MS", "300").worker("VISIBILITY_TIMEOUT_MS", "1000"),
+    )
+    .await;
+    let stream = format!("{}jobs", s.prefix);
+    let mut c = s.redis().await;
+    let _: redis::RedisResult<()> = redis::cmd("XGROUP").arg("CREATE").arg(&stream).arg("workers").arg("0").arg("MKSTREAM").query_async(&mut c).await;
+    // Nothing listens there: a failed delivery still shows the webhook was enqueued.
+    let callback = format!("http://127.0.0.1:{}/hook", free_port());
+    let with_cb = |mut b: Value| {
+        b["callback_url"] = json!(callback);
+        b
+    };
+
+    // Pending: a consumer reads two entries, one job gets as far as `running`, then the consumer dies.
+    let pending = [s.submit_ok(with_cb(body(1))).await, s.submit_ok(body(2)).await];
+    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP").arg("workers").arg("ghost").arg("COUNT").arg(2).arg("STREAMS").arg(&stream).arg(">")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(read.keys[0].ids.len(), 2);
+    let _: () = redis::cmd("HSET").arg(format!("{}job:{}", s.prefix, pending[1])).arg("status").arg("running").query_async(&mut c).await.unwrap();
+    // Queued: never delivered to anyone. Plus untouched jobs that must still succeed.
+    let queued = [s.submit_ok(with_cb(body(3))).await, s.submit_ok(body(4)).await, s.submit_ok(body(5)).await];
+    let untouched = [s.submit_ok(body(6)).await, s.submit_ok(body(7)).await];
+    let doomed: Vec<&String> = pending.iter().chain(&queued).collect();
+    let entries = stream_entries(&s).await;
+    let del: Vec<&String> = entries.iter().filter(|(_, j)| doomed.contains(&j)).map(|(e, _)| e).collect();
+    assert_eq!(del.len(), doomed.len());
+    let n: u64 = redis::cmd("XDEL").arg(&stream).arg(&del).query_async(&mut c).await.unwrap();
+    assert_eq!(n as usize, doomed.len());
+
+    s.workers.push(None);
+    s.worker_ports.push(0);
+    s.respawn_worker(0).await;
+    for id in &untouched {
+        assert_valid_couplet(&s.wait_final(id, Duration::from_secs(30)).await);
+    }
+    for id in &doomed {
+        let job = s.wait_final(id, Duration::from_secs(30)).await;
+        assert_eq!(job["status"], "failed", "{job}");
+        assert_eq!(job["error"]["type"], "lost_from_queue", "{job}");
+    }
+    for id in [&pending[0], &queued[0]] {
+        let h = s.job_hash(id).await;
+        assert!(matches!(h.get("wh_status").map(String::as_str), Some("pending" | "retrying" | "dead_lettered")), "webhook not enqueued for {id}: {h:?}");
+    }
+    // Nothing left behind: no pending entries, an empty index.
+    let pel: Vec<redis::Value> = redis::cmd("XPENDING").arg(&stream).arg("workers").arg("-").arg("+").arg(100).query_async(&mut c).await.unwrap();
+    let indexed: u64 = redis::cmd("HLEN").arg(format!("{}entries", s.prefix)).query_async(&mut c).await.unwrap();
+    assert_eq!((pel.len(), indexed), (0, 0), "{pel:?}");
 }

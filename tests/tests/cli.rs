@@ -189,3 +189,49 @@ async fn api_keys_are_sent_as_bearer_tokens() {
     assert_eq!(code(&out), 3, "{}", describe(&out));
     assert!(stderr(&out).contains("rate_limited"), "{}", describe(&out));
 }
+
+/// The value of the `[N] LABEL：…` line of a numbered (several-candidate) output.
+fn numbered<'a>(text: &'a str, n: usize, label: &str) -> &'a str {
+    let prefix = format!("[{n}] {label}：");
+    text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or_else(|| panic!("no {prefix} line in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_are_numbered_and_head_is_sent() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let url = stack.base_url();
+    let dir = scratch_dir();
+    let png = dir.join("second.png");
+
+    // Three 藏头 candidates, numbered from 0; --candidate 1 saves the second one's picture.
+    let out = couplet(&url, &["gen", "--theme", "开业", "--head", "金福", "--candidates", "3", "--png", png.to_str().unwrap(), "--candidate", "1"]).await;
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let text = stdout(&out);
+    let mut seen = std::collections::HashSet::new();
+    for n in 0..3 {
+        let (upper, lower, hengpi) = (numbered(&text, n, "上联"), numbered(&text, n, "下联"), numbered(&text, n, "横批"));
+        assert!(upper.starts_with('金') && lower.starts_with('福'), "藏头 金福: {text}");
+        check(CoupletRef { upper, lower, hengpi }, &theme_chars("开业"), false).unwrap_or_else(|e| panic!("{e}: {text}"));
+        seen.insert((upper, lower, hengpi));
+    }
+    assert_eq!(seen.len(), 3, "pairwise different: {text}");
+    assert!(!text.contains("[3]"), "{text}");
+    let id = stderr(&out).split_whitespace().skip_while(|w| *w != "job").nth(1).unwrap().to_string();
+    let served = stack.http.get(format!("{url}/v1/jobs/{id}/image.png?scale=4&layout=door&candidate=1")).send().await.unwrap();
+    assert_eq!(std::fs::read(&png).unwrap(), served.bytes().await.unwrap().to_vec(), "the PNG is candidate 1's");
+
+    // complete with a matching head: numbered 下联 lines, each opening with the head's second character.
+    let out = couplet(&url, &["complete", "春风送暖入屠苏", "--head", "春福", "--candidates", "2"]).await;
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(numbered(&text, 0, "下联").starts_with('福') && numbered(&text, 1, "下联").starts_with('福'), "{text}");
+
+    // The server's refusals are exit 3 with their types.
+    let out = couplet(&url, &["gen", "--theme", "春", "--candidates", "6", "--wait"]).await;
+    assert_eq!(code(&out), 3, "{}", describe(&out));
+    assert!(stderr(&out).contains("invalid_candidates"), "{}", describe(&out));
+    let out = couplet(&url, &["complete", "春风送暖入屠苏", "--head", "福春"]).await;
+    assert_eq!(code(&out), 3, "{}", describe(&out));
+    assert!(stderr(&out).contains("invalid_head"), "{}", describe(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,4 +1,5 @@
-//! [edge] black-box tests of the service's edges: signed webhooks and their
+//! [edge] black-box tests of the service's edges: signed webhooks (verified
+//! by our own code and by the official `standardwebhooks` Python package) and their
 //! durable, retried delivery; the SSRF policy at submission and at delivery;
 //! tenants (API keys, ownership, idempotency scope, revocation); and the
 //! per-key rate limit shared by API replicas.
@@ -235,14 +236,14 @@ fn assert_signed_delivery(hit: &Hit, secret: &str, final_view: &Value) {
     assert!((now_s() - ts.parse::<i64>().unwrap()).abs() < 60, "timestamp {ts} is not now");
     let sig = hit.header("webhook-signature");
     assert!(sig.starts_with("v1,"), "{sig}");
-    common::signing::verify(secret.as_bytes(), hit.header("webhook-id"), ts, sig, &hit.body, now_s(), 300)
+    common::signing::verify(secret, hit.header("webhook-id"), ts, sig, &hit.body, now_s(), 300)
         .unwrap_or_else(|e| panic!("signature does not verify with the tenant's secret: {e}: {:?}", hit.headers));
     // Tampering is detected: another secret, another body, another id.
-    assert!(common::signing::verify(b"not-the-secret", hit.header("webhook-id"), ts, sig, &hit.body, now_s(), 300).is_err());
-    assert!(common::signing::verify(secret.as_bytes(), "msg_other", ts, sig, &hit.body, now_s(), 300).is_err());
+    assert!(common::signing::verify("not-the-secret", hit.header("webhook-id"), ts, sig, &hit.body, now_s(), 300).is_err());
+    assert!(common::signing::verify(secret, "msg_other", ts, sig, &hit.body, now_s(), 300).is_err());
     let mut tampered = hit.body.clone();
     tampered.push(b' ');
-    assert!(common::signing::verify(secret.as_bytes(), hit.header("webhook-id"), ts, sig, &tampered, now_s(), 300).is_err());
+    assert!(common::signing::verify(secret, hit.header("webhook-id"), ts, sig, &tampered, now_s(), 300).is_err());
     // The body is the job as GET shows it, less the webhook state.
     let mut want = final_view.clone();
     want.as_object_mut().unwrap().remove("webhook");
@@ -271,7 +272,7 @@ async fn webhooks_are_signed_with_the_tenants_secret_and_carry_the_job() {
     let h = &hits[0];
     for wrong in [other_secret.as_str(), "whsec_worker_fallback"] {
         assert!(
-            common::signing::verify(wrong.as_bytes(), h.header("webhook-id"), h.header("webhook-timestamp"), h.header("webhook-signature"), &h.body, now_s(), 300).is_err(),
+            common::signing::verify(wrong, h.header("webhook-id"), h.header("webhook-timestamp"), h.header("webhook-signature"), &h.body, now_s(), 300).is_err(),
             "signed with a secret other than the tenant's"
         );
     }
@@ -298,6 +299,58 @@ async fn webhooks_are_signed_with_the_tenants_secret_and_carry_the_job() {
     }
 }
 
+/// Verifies a delivery with the official `standardwebhooks` PyPI package
+/// (installed by scripts/install-test-deps.sh); returns its verdict line.
+fn verify_with_official_library(secret: &str, hit: &Hit, body: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!("swh-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("body"), body).unwrap();
+    let headers = json!({
+        "webhook-id": hit.header("webhook-id"),
+        "webhook-timestamp": hit.header("webhook-timestamp"),
+        "webhook-signature": hit.header("webhook-signature"),
+    });
+    std::fs::write(dir.join("headers.json"), headers.to_string()).unwrap();
+    let script = r#"
+import json, sys
+from standardwebhooks import Webhook
+secret, folder = sys.argv[1], sys.argv[2]
+body = open(folder + "/body", "rb").read()
+headers = json.load(open(folder + "/headers.json"))
+try:
+    Webhook(secret).verify(body, headers)
+    print("verified")
+except Exception as e:
+    print("rejected: " + type(e).__name__)
+"#;
+    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(secret).arg(&dir).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python3 failed (pip install standardwebhooks; scripts/install-test-deps.sh does): {stderr}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deliveries_verify_with_the_official_standard_webhooks_library() {
+    let rx = Receiver::start(|_| ok()).await;
+    let s = Stack::start(StackOptions::default().api("AUTH_MODE", "required")).await;
+    let (_, key, secret) = s.create_key("tenant-std", "50/s", 50);
+    // The standard's form: whsec_ + standard base64 of at least 24 random bytes.
+    let b64 = secret.strip_prefix("whsec_").unwrap_or_else(|| panic!("no whsec_ prefix: {secret}"));
+    assert!(common::signing::is_standard(&secret), "secret is not whsec_ + base64 of >= 24 bytes: {secret}");
+    assert!(b64.len() >= 32 && b64.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)), "{b64}");
+    let id = submit_as(&s, Some(&key), with_callback(theme_body("春", "festive", 5, 11), &rx.url())).await;
+    wait_webhook(&s, Some(&key), &id, "delivered", Duration::from_secs(30)).await;
+    let hits = rx.hits();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(verify_with_official_library(&secret, &hits[0], &hits[0].body), "verified", "{:?}", hits[0].headers);
+    let mut tampered = hits[0].body.clone();
+    tampered.push(b' ');
+    assert!(verify_with_official_library(&secret, &hits[0], &tampered).starts_with("rejected"));
+    let (_, _, other) = s.create_key("tenant-other", "50/s", 50);
+    assert!(verify_with_official_library(&other, &hits[0], &hits[0].body).starts_with("rejected"));
+}
+
 // ---------------------------------------------------------------------------
 // 2. Retries on 5xx, same webhook-id.
 
@@ -314,7 +367,7 @@ async fn failed_deliveries_are_retried_with_the_same_webhook_id() {
     for h in &hits {
         assert_eq!(h.header("webhook-id"), format!("msg_{id}"));
         assert_eq!(h.body, hits[0].body, "every retry carries the same body");
-        common::signing::verify(b"whsec_retry", h.header("webhook-id"), h.header("webhook-timestamp"), h.header("webhook-signature"), &h.body, now_s(), 300).unwrap();
+        common::signing::verify("whsec_retry", h.header("webhook-id"), h.header("webhook-timestamp"), h.header("webhook-signature"), &h.body, now_s(), 300).unwrap();
     }
     // The schedule is kept: 200 ms ± 20 % between attempts.
     for w in hits.windows(2) {

@@ -3,7 +3,8 @@
 //! from the `warp::path!` filters and the `.or(..)` chain that mounts them);
 //! every documented operation answers on a live stack with a documented
 //! status (never `404 no_route` or `405`); the `ErrorType` enum equals the
-//! `kind()` strings of `ApiError` and `ValidationError`; every `$ref`
+//! `kind()` strings of `ApiError` and `ValidationError`, and the error's
+//! `field` enum the `field()` strings of `ValidationError`; every `$ref`
 //! resolves; and `GET /openapi.json` serves this very file.
 //! (Request/response conformance under generated traffic is
 //! `scripts/schemathesis.sh`.)
@@ -112,10 +113,15 @@ fn documented_paths_and_methods_equal_the_route_table() {
 
 /// The string literals returned by a `fn kind(&self)` in `file`.
 fn kinds_in(file: &str, owner: &str) -> BTreeSet<String> {
+    literals_of(file, owner, "kind")
+}
+
+/// The string literals returned by `owner`'s `pub fn NAME(&self)` in `file`.
+fn literals_of(file: &str, owner: &str, name: &str) -> BTreeSet<String> {
     let src = source(file);
     let at = src.find(&format!("impl {owner} {{")).unwrap_or_else(|| panic!("impl {owner} in {file}"));
     let rest = &src[at..];
-    let f = rest.find("pub fn kind(&self)").unwrap();
+    let f = rest.find(&format!("pub fn {name}(&self)")).unwrap_or_else(|| panic!("{owner}::{name} in {file}"));
     let body = &rest[f..];
     let body = &body[..body.find("\n    }\n").unwrap()];
     body.split("=> \"").skip(1).map(|s| s[..s.find('"').unwrap()].to_string()).collect()
@@ -129,6 +135,20 @@ fn error_type_enum_equals_the_kinds_in_the_code() {
     let mut code = kinds_in("api/src/error.rs", "ApiError");
     code.extend(kinds_in("common/src/request.rs", "ValidationError"));
     assert!(code.len() >= 25, "{code:?}");
+    assert_eq!(documented, code);
+}
+
+#[test]
+fn error_field_enum_equals_the_fields_in_the_code() {
+    let d = doc();
+    let documented: BTreeSet<String> = d["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["field"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let code = literals_of("common/src/request.rs", "ValidationError", "field");
+    assert!(code.contains("head") && code.contains("theme"), "{code:?}");
     assert_eq!(documented, code);
 }
 

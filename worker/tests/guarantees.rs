@@ -5,6 +5,10 @@
 //! proptest from a set of common CJK characters (plus in-line punctuation
 //! and 叠字). Invalid inputs are refused with their documented error types.
 //!
+//! Requests also carry `candidates` (1–5: every ranked candidate is checked,
+//! and they must be pairwise different) and `head` (藏头: both lines open with
+//! the given characters).
+//!
 //! Requests are generated as batches of 64 (the worker's natural unit; one
 //! inference call each), 34 batches → about 2,050 couplets. A generation-level
 //! refusal (`theme_unsatisfiable`) is allowed by the product contract but
@@ -91,17 +95,49 @@ fn upper_line(cs: Vec<char>) -> impl Strategy<Value = String> {
         })
 }
 
+fn candidates() -> impl Strategy<Value = Option<i64>> {
+    prop_oneof![3 => Just(None), 1 => (1i64..=5).prop_map(Some)]
+}
+
+/// 藏头 for a theme request: two distinct characters, in a quarter of the requests.
+fn theme_head(cs: Vec<char>) -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        3 => Just(None),
+        1 => (proptest::sample::select(cs.clone()), proptest::sample::select(cs))
+            .prop_filter("distinct", |(a, b)| a != b)
+            .prop_map(|(a, b)| Some(format!("{a}{b}")))
+    ]
+}
+
 fn valid_item(cs: Vec<char>) -> impl Strategy<Value = Item> {
-    let theme_mode = (theme_text(cs.clone()), style(), proptest::sample::select(vec![None, Some(5i64), Some(7), Some(9)]), any::<Option<u64>>())
-        .prop_map(|(theme, style, length, seed)| CoupletRequest { theme: Some(theme), style, length, seed, ..Default::default() });
-    let upper_mode = (upper_line(cs.clone()), prop_oneof![3 => Just(None), 1 => theme_text(cs).prop_map(Some)], style(), any::<Option<u64>>())
-        .prop_map(|(upper, theme, style, seed)| CoupletRequest { upper: Some(upper), theme, style, seed, ..Default::default() });
+    let theme_mode = (
+        theme_text(cs.clone()),
+        style(),
+        proptest::sample::select(vec![None, Some(5i64), Some(7), Some(9)]),
+        any::<Option<u64>>(),
+        candidates(),
+        theme_head(cs.clone()),
+    )
+        .prop_map(|(theme, style, length, seed, candidates, head)| CoupletRequest { theme: Some(theme), style, length, seed, candidates, head, ..Default::default() });
+    let upper_mode = (
+        upper_line(cs.clone()),
+        prop_oneof![3 => Just(None), 1 => theme_text(cs.clone()).prop_map(Some)],
+        style(),
+        any::<Option<u64>>(),
+        candidates(),
+        (any::<bool>(), proptest::sample::select(cs)),
+    )
+        .prop_map(|(upper, theme, style, seed, candidates, (with_head, second))| {
+            // 藏头 on a given upper line: its first character, and one it does not contain.
+            let head = (with_head && !upper.contains(second)).then(|| format!("{}{second}", upper.chars().next().unwrap_or('春')));
+            CoupletRequest { upper: Some(upper), theme, style, seed, candidates, head, ..Default::default() }
+        });
     prop_oneof![3 => theme_mode, 2 => upper_mode].prop_map(|req| Item { req, expect_error: None })
 }
 
 fn invalid_item(cs: Vec<char>) -> impl Strategy<Value = Item> {
     let c = cs.clone();
-    (valid_item(cs), proptest::collection::vec(proptest::sample::select(c), 5..8), 0usize..7).prop_map(|(mut it, extra, how)| {
+    (valid_item(cs), proptest::collection::vec(proptest::sample::select(c), 5..8), 0usize..9).prop_map(|(mut it, extra, how)| {
         let (req, kind) = (&mut it.req, how);
         let e = match kind {
             0 => {
@@ -140,6 +176,15 @@ fn invalid_item(cs: Vec<char>) -> impl Strategy<Value = Item> {
                 req.style = Some("gothic".into());
                 "unknown_style"
             }
+            6 => {
+                req.candidates = Some(if extra.len() % 2 == 0 { 0 } else { 6 });
+                "invalid_candidates"
+            }
+            7 => {
+                // The second 藏头 character would have to stand in both lines.
+                *req = CoupletRequest { theme: req.theme.clone().or(Some("春".into())), head: Some(format!("{0}{0}", extra[0])), ..Default::default() };
+                "invalid_head"
+            }
             _ => {
                 *req = CoupletRequest { theme: Some(" ，".into()), ..Default::default() };
                 "missing_input"
@@ -159,6 +204,8 @@ struct Stats {
     couplets: usize,
     refused_by_generator: usize,
     invalid_checked: usize,
+    alternatives: usize,
+    heads: usize,
     seen: BTreeSet<(String, &'static str, usize)>,
 }
 
@@ -195,6 +242,22 @@ fn run_batch(items: &[Item], stats: &Mutex<Stats>) -> Result<(), TestCaseError> 
         if let Some(u) = &v.upper {
             prop_assert_eq!(&c.upper, u, "the user's upper line is kept verbatim");
         }
+        prop_assert_eq!(c.candidates.len(), v.candidates, "{:?}", v);
+        prop_assert_eq!((&c.candidates[0].upper, &c.candidates[0].lower, &c.candidates[0].hengpi), (&c.upper, &c.lower, &c.hengpi));
+        for (i, k) in c.candidates.iter().enumerate() {
+            let res = check(CoupletRef { upper: &k.upper, lower: &k.lower, hengpi: &k.hengpi }, &v.theme_chars, v.upper.is_some());
+            prop_assert!(res.is_ok(), "candidate {i} of {:?} → {} / {} / {}: {:?}", v, k.upper, k.lower, k.hengpi, res);
+            prop_assert_eq!(k.upper.chars().count(), v.length);
+            prop_assert!(c.candidates[..i].iter().all(|o| (&o.upper, &o.lower) != (&k.upper, &k.lower)), "candidates repeat: {:?}", c.candidates);
+            if let Some(h) = v.head {
+                prop_assert!(k.upper.starts_with(h[0]) && k.lower.starts_with(h[1]), "藏头 {:?} not kept: {} / {}", h, k.upper, k.lower);
+            }
+            if let Some(u) = &v.upper {
+                prop_assert_eq!(&k.upper, u);
+            }
+        }
+        st.alternatives += c.candidates.len() - 1;
+        st.heads += usize::from(v.head.is_some());
         st.couplets += 1;
         let mode = if v.upper.is_some() { "upper" } else { "theme" };
         st.seen.insert((v.style.as_str().to_string(), mode, if v.upper.is_some() { 0 } else { v.length }));
@@ -211,13 +274,16 @@ fn two_thousand_generated_couplets_keep_the_five_guarantees() {
     runner.run(&batch(cs), |items| run_batch(&items, &stats)).unwrap_or_else(|e| panic!("{e}"));
     let st = stats.into_inner().unwrap();
     eprintln!(
-        "{} couplets checked, {} refused by the generator, {} invalid inputs checked, {:?}",
+        "{} couplets checked (+{} alternative candidates, {} with 藏头), {} refused by the generator, {} invalid inputs checked, {:?}",
         st.couplets,
+        st.alternatives,
+        st.heads,
         st.refused_by_generator,
         st.invalid_checked,
         t0.elapsed()
     );
     assert!(st.couplets >= 2_000, "{st:?}");
+    assert!(st.alternatives >= 300 && st.heads >= 200, "too few candidates/head requests exercised: {st:?}");
     assert!(st.refused_by_generator * 100 <= st.couplets, "too many theme_unsatisfiable: {st:?}");
     // Every style in theme mode at 5/7/9 and in upper mode.
     for s in Style::ALL {

@@ -1,7 +1,7 @@
 //! `couplet`: the command-line client of Pixel Couplet Gen.
 //!
 //! It speaks only the public HTTP API (`POST /v1/couplets`, long-polled
-//! `GET /v1/jobs/{id}?wait=N`, `GET /v1/jobs/{id}/image.png`), so it works
+//! `GET /v1/jobs/{id}?wait=N`, `GET /v1/jobs/{id}/image.png?candidate=N`), so it works
 //! against any deployment and never touches Redis. The request and job types
 //! are the ones in `common`, so the CLI and the service agree on the wire
 //! shape by construction; validation stays on the server (one definition of a
@@ -69,8 +69,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 upper: a.upper,
                 seed: a.seed,
                 callback_url: None,
-                candidates: None,
-                head: None,
+                candidates: a.ranking.candidates,
+                head: a.ranking.head,
             };
             let wait = a.wait || a.image.png.is_some();
             submit_and_report(&client, &request, wait, a.json, &a.image, a.timeout, output::Shape::Full).await
@@ -83,8 +83,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 upper: Some(a.upper),
                 seed: a.seed,
                 callback_url: None,
-                candidates: None,
-                head: None,
+                candidates: a.ranking.candidates,
+                head: a.ranking.head,
             };
             submit_and_report(&client, &request, true, a.json, &a.image, a.timeout, output::Shape::Completion).await
         }
@@ -166,7 +166,7 @@ async fn report_final(
     }
     exit_for(job)?;
     if let Some(path) = &image.png {
-        let bytes = client.image_png(&job.view.id, image.scale, image.layout.as_str()).await?;
+        let bytes = client.image_png(&job.view.id, image.scale, image.layout.as_str(), image.candidate).await?;
         save_png(path, &bytes)?;
     }
     Ok(())

@@ -1,13 +1,20 @@
 //! `GET /v1/jobs/{id}/image.png` and `.svg`: the succeeded couplet drawn as
 //! pixel art by `common::render`, on a blocking thread (never on the async
 //! runtime). Deterministic bytes, so the ETag is a hash of what determines
-//! them (result, style, layout, scale) and `If-None-Match` answers 304.
+//! them (candidate, its text, style, layout, scale) and `If-None-Match`
+//! answers 304.
+//!
+//! `?candidate=N` picks one of the job's ranked couplets, 0-based (0, the
+//! default, is the best and equals the top-level result). An index that is not
+//! a number, or past the job's candidates, is the route's one bad-query error
+//! (`invalid_query`), like a bad `scale`.
 
 use super::{load_job, Handled};
 use crate::auth::authorize;
 use crate::error::ApiError;
 use crate::state::AppState;
 use common::job::JobStatus;
+use common::request::MAX_CANDIDATES;
 use common::render::{render_png, render_svg, CoupletText, Layout, RenderOptions, MAX_SCALE};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -41,6 +48,22 @@ fn options(q: &HashMap<String, String>) -> Result<RenderOptions, ApiError> {
     Ok(RenderOptions { layout, scale, fu })
 }
 
+/// The `candidate` query value: a 0-based index, 0 when absent. Whether the job has
+/// that many candidates is checked once the job is loaded.
+fn candidate_index(q: &HashMap<String, String>) -> Result<usize, ApiError> {
+    match q.get("candidate") {
+        None => Ok(0),
+        Some(s) => s.parse::<usize>().map_err(|_| ApiError::BadQuery(candidate_hint(None))),
+    }
+}
+
+fn candidate_hint(have: Option<usize>) -> String {
+    match have {
+        Some(n) => format!("candidate must be an integer from 0 to {} (this job has {n} candidate(s))", n.saturating_sub(1)),
+        None => format!("candidate must be a 0-based integer below the job's candidates (at most {MAX_CANDIDATES})"),
+    }
+}
+
 /// The image of a succeeded job.
 pub async fn get(
     state: AppState,
@@ -52,24 +75,37 @@ pub async fn get(
 ) -> Result<Handled, ApiError> {
     let caller = authorize(&state, &headers, addr).await?;
     let opts = options(&q)?;
+    let index = candidate_index(&q)?;
     let (view, _) = load_job(&state, &caller, &id).await?;
     let result = match (view.status, view.result) {
         (JobStatus::Succeeded, Some(r)) => r,
         (s, _) => return Err(ApiError::NotReady(serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())),
     };
+    let chosen = result.candidate(index).ok_or_else(|| ApiError::BadQuery(candidate_hint(Some(result.candidates.len().max(1)))))?;
+    let couplet_style = result.style;
     let etag = {
         let mut h = Sha256::new();
-        h.update(format!("{}|{}|{}|{}|{}|{:?}|{}|{}", result.upper, result.lower, result.hengpi, result.style, opts.layout.as_str(), format, opts.scale, opts.fu));
+        h.update(format!(
+            "{index}|{}|{}|{}|{}|{}|{:?}|{}|{}",
+            chosen.upper,
+            chosen.lower,
+            chosen.hengpi,
+            couplet_style,
+            opts.layout.as_str(),
+            format,
+            opts.scale,
+            opts.fu
+        ));
         format!("\"{}\"", &hex::encode(h.finalize())[..32])
     };
-    let style = Some(result.style);
+    let style = Some(couplet_style);
     if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         let mut r = warp::reply::with_status("", StatusCode::NOT_MODIFIED).into_response();
         r.headers_mut().insert("etag", HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")));
         return Ok(Handled { response: r, style });
     }
     let rendered = tokio::task::spawn_blocking(move || {
-        let text = CoupletText { upper: &result.upper, lower: &result.lower, hengpi: &result.hengpi, style: result.style };
+        let text = CoupletText { upper: &chosen.upper, lower: &chosen.lower, hengpi: &chosen.hengpi, style: couplet_style };
         match format {
             Format::Png => render_png(&text, &opts).map(|b| (b, "image/png")),
             Format::Svg => render_svg(&text, &opts).map(|s| (s.into_bytes(), "image/svg+xml")),
@@ -87,4 +123,24 @@ pub async fn get(
         h.insert("etag", v);
     }
     Ok(Handled { response: r, style }.with_rate(&caller))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn candidate_is_a_zero_based_index_defaulting_to_the_best() {
+        assert_eq!(candidate_index(&q(&[])).ok(), Some(0));
+        assert_eq!(candidate_index(&q(&[("candidate", "2")])).ok(), Some(2));
+        for bad in ["x", "-1", "1.5", ""] {
+            let e = candidate_index(&q(&[("candidate", bad)])).expect_err(bad);
+            assert_eq!(e.kind(), "invalid_query", "{bad}");
+        }
+        assert!(candidate_hint(Some(3)).contains("from 0 to 2"));
+    }
 }

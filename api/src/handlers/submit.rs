@@ -65,6 +65,7 @@ where
     inv.key(state.keys.job(&id))
         .key(state.keys.stream())
         .key(if idem_key.is_empty() { state.keys.idempotency("-", "-") } else { idem_key })
+        .key(state.keys.entries())
         .arg(&id)
         .arg(echo)
         .arg(now_ms())

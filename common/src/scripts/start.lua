@@ -1,17 +1,19 @@
 -- A worker takes one stream entry: counts the attempt and marks the job running,
 -- or settles it without running (already final, canceled, expired, attempts exhausted).
--- KEYS[1] job hash, KEYS[2] stream, KEYS[3] dead-letter stream, KEYS[4] outbox
+-- KEYS[1] job hash, KEYS[2] stream, KEYS[3] dead-letter stream, KEYS[4] outbox, KEYS[5] entry index
 -- ARGV[1] entry id, ARGV[2] group, ARGV[3] now ms, ARGV[4] max attempts,
 -- ARGV[5] consumer name, ARGV[6] job id, ARGV[7] done channel, ARGV[8] dead-letter maxlen
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then
   redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])
   redis.call('XDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
   return {'gone', 0}
 end
 if st == 'succeeded' or st == 'failed' or st == 'canceled' then
   redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])
   redis.call('XDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
   return {'final', 0}
 end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
@@ -23,6 +25,7 @@ if attempts > tonumber(ARGV[4]) then
     'request', redis.call('HGET', KEYS[1], 'request') or '')
   redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])
   redis.call('XDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
   if redis.call('HGET', KEYS[1], 'callback') == '1' then
     redis.call('HSET', KEYS[1], 'wh_status', 'pending', 'wh_attempts', 0)
     redis.call('ZADD', KEYS[4], ARGV[3], ARGV[6])

@@ -1,8 +1,11 @@
 -- Submit one job atomically: idempotency check, admission control, job hash,
 -- stream entry, idempotency record.
--- KEYS[1] job hash, KEYS[2] stream, KEYS[3] idempotency key ("" when none)
+-- The stream is never trimmed here: ARGV[5] is a hard cap on its length that
+-- refuses the submission ('full'), so an accepted job's entry stays until a
+-- worker acknowledges it.
+-- KEYS[1] job hash, KEYS[2] stream, KEYS[3] idempotency key ("" when none), KEYS[4] entry index
 -- ARGV[1] job id, ARGV[2] request json, ARGV[3] created_at ms, ARGV[4] ttl s,
--- ARGV[5] stream maxlen, ARGV[6] owner, ARGV[7] body hash ("" when no idempotency key),
+-- ARGV[5] stream length cap (0 = unlimited), ARGV[6] owner, ARGV[7] body hash ("" when no idempotency key),
 -- ARGV[8] max backlog (0 = unlimited), ARGV[9] group, ARGV[10] webhook secret ("" = use the dispatcher's),
 -- ARGV[11] "1" when the request has a callback, ARGV[12] the validated request for the worker
 if ARGV[7] ~= '' then
@@ -14,6 +17,13 @@ if ARGV[7] ~= '' then
       return {'replay', pid}
     end
     return {'conflict', pid}
+  end
+end
+local cap = tonumber(ARGV[5])
+if cap > 0 then
+  local len = redis.call('XLEN', KEYS[2])
+  if len >= cap then
+    return {'full', tostring(len)}
   end
 end
 local max = tonumber(ARGV[8])
@@ -52,7 +62,8 @@ if ARGV[10] ~= '' then
   redis.call('HSET', KEYS[1], 'wh_secret', ARGV[10])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[1], 'req', ARGV[12], 't', ARGV[3])
+local entry = redis.call('XADD', KEYS[2], '*', 'job', ARGV[1], 'req', ARGV[12], 't', ARGV[3])
+redis.call('HSET', KEYS[4], entry, ARGV[1])
 if ARGV[7] ~= '' then
   redis.call('SET', KEYS[3], ARGV[1] .. '|' .. ARGV[7], 'EX', ARGV[4])
 end

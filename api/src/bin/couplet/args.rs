@@ -1,7 +1,7 @@
 //! Command-line arguments (clap derive). Style names are parsed with
 //! `common::Style`, so the CLI accepts exactly the service's styles; all other
-//! request checks (theme characters, lengths, punctuation) are left to the
-//! server, whose refusal is exit code 3.
+//! request checks (theme characters, lengths, punctuation, `--candidates`
+//! 1–5, `--head`) are left to the server, whose refusal is exit code 3.
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -61,6 +61,9 @@ pub struct GenArgs {
     /// Seed for a reproducible couplet.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Ranking options (--candidates, --head).
+    #[command(flatten)]
+    pub ranking: RankingArgs,
     /// Wait for the couplet and print it (otherwise print the job id and return).
     #[arg(long)]
     pub wait: bool,
@@ -105,6 +108,9 @@ pub struct CompleteArgs {
     /// Seed for a reproducible result.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Ranking options (--candidates, --head; the head must open the upper line).
+    #[command(flatten)]
+    pub ranking: RankingArgs,
     /// Print the job JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -116,12 +122,26 @@ pub struct CompleteArgs {
     pub timeout: u64,
 }
 
+/// How many couplets to ask for, and 藏头. Passed to the server unchecked (it validates).
+#[derive(Debug, Args)]
+pub struct RankingArgs {
+    /// How many ranked couplets to return, best first (1–5; the server's default is 1).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub candidates: Option<i64>,
+    /// 藏头: two Chinese characters; the upper line starts with the first, the lower with the second.
+    #[arg(long, value_name = "XY")]
+    pub head: Option<String>,
+}
+
 /// Where and how to save the pixel image.
 #[derive(Debug, Args)]
 pub struct ImageArgs {
     /// Save the pixel-art PNG here.
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
+    /// Which candidate the PNG shows: 0-based, as numbered in the text output (default 0, the best).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub candidate: usize,
     /// Pixel scale of the PNG (1–8).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub scale: u32,
@@ -186,6 +206,19 @@ mod tests {
         assert!(Cli::try_parse_from(["couplet", "gen"]).is_err());
         assert!(Cli::try_parse_from(["couplet", "gen", "--theme", "福"]).is_ok());
         assert!(Cli::try_parse_from(["couplet", "gen", "--upper", "天增岁月人增寿"]).is_ok());
+    }
+
+    #[test]
+    fn candidates_and_head_reach_the_request_unchecked() {
+        let cli = Cli::try_parse_from(["couplet", "gen", "--theme", "福", "--candidates", "0", "--head", "春福", "--candidate", "2"])
+            .expect("parses");
+        let Command::Gen(a) = cli.command else { panic!("not gen") };
+        // 0 is the server's to refuse (422 invalid_candidates → exit 3), not clap's.
+        assert_eq!((a.ranking.candidates, a.ranking.head.as_deref(), a.image.candidate), (Some(0), Some("春福"), 2));
+        let cli = Cli::try_parse_from(["couplet", "complete", "春风送暖入屠苏", "--candidates", "3", "--head", "春福"]).expect("parses");
+        let Command::Complete(a) = cli.command else { panic!("not complete") };
+        assert_eq!(a.ranking.candidates, Some(3));
+        assert!(Cli::try_parse_from(["couplet", "status", "a", "--candidate", "x"]).is_err());
     }
 
     #[test]

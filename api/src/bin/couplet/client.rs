@@ -110,10 +110,13 @@ impl Client {
         Ok(Job { view, raw })
     }
 
-    /// `GET /v1/jobs/{id}/image.png`.
-    pub async fn image_png(&self, id: &str, scale: u32, layout: &str) -> Result<Vec<u8>, CliError> {
+    /// `GET /v1/jobs/{id}/image.png` of candidate `candidate` (0-based; 0 is the best).
+    pub async fn image_png(&self, id: &str, scale: u32, layout: &str, candidate: usize) -> Result<Vec<u8>, CliError> {
         let mut url = self.url(&["v1", "jobs", id, "image.png"]);
         url.query_pairs_mut().append_pair("scale", &scale.to_string()).append_pair("layout", layout);
+        if candidate > 0 {
+            url.query_pairs_mut().append_pair("candidate", &candidate.to_string());
+        }
         let resp = self.send(self.http.get(url.clone()).timeout(REQUEST_TIMEOUT), &url).await?;
         let bytes = resp.bytes().await.map_err(|e| unreachable(&url, &e))?;
         if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {

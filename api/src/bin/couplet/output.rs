@@ -2,10 +2,14 @@
 //! each, easy to read and to `grep`); everything about the job (id, style,
 //! timing, saved files) goes to stderr, so `couplet gen ... > couplet.txt`
 //! keeps only the couplet.
+//!
+//! A job with several ranked candidates prints each, best first, every line
+//! prefixed with its 0-based number (`[1] 上联：…`), the number `--candidate`
+//! and the API's `?candidate=` take; a single couplet prints as it always did.
 
 use std::time::Duration;
 
-use common::job::{JobStatus, JobView};
+use common::job::{Candidate, JobStatus, JobView};
 use serde_json::Value;
 
 use crate::client::Job;
@@ -36,19 +40,26 @@ pub fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
 }
 
-/// The couplet's lines on stdout.
+/// The couplet's lines (every candidate's, when there are several) on stdout.
 pub fn print_couplet(view: &JobView, shape: Shape) {
-    let Some(r) = &view.result else { return };
+    print!("{}", couplet_text(view, shape));
+}
+
+/// The text [`print_couplet`] prints.
+fn couplet_text(view: &JobView, shape: Shape) -> String {
+    let Some(r) = &view.result else { return String::new() };
+    let all: Vec<Candidate> = (0..).map_while(|i| r.candidate(i)).collect();
+    if all.len() <= 1 {
+        return lines(&Candidate { upper: r.upper.clone(), lower: r.lower.clone(), hengpi: r.hengpi.clone() }, shape, "");
+    }
+    let blocks: Vec<String> = all.iter().enumerate().map(|(i, c)| lines(c, shape, &format!("[{i}] "))).collect();
+    blocks.join("\n")
+}
+
+fn lines(c: &Candidate, shape: Shape, prefix: &str) -> String {
     match shape {
-        Shape::Full => {
-            println!("横批：{}", r.hengpi);
-            println!("上联：{}", r.upper);
-            println!("下联：{}", r.lower);
-        }
-        Shape::Completion => {
-            println!("下联：{}", r.lower);
-            println!("横批：{}", r.hengpi);
-        }
+        Shape::Full => format!("{prefix}横批：{}\n{prefix}上联：{}\n{prefix}下联：{}\n", c.hengpi, c.upper, c.lower),
+        Shape::Completion => format!("{prefix}下联：{}\n{prefix}横批：{}\n", c.lower, c.hengpi),
     }
 }
 
@@ -105,6 +116,28 @@ mod tests {
         png.extend_from_slice(&840u32.to_be_bytes());
         assert_eq!(png_size(&png), Some((564, 840)));
         assert_eq!(png_size(b"short"), None);
+    }
+
+    fn finished(result: Value) -> JobView {
+        let raw = serde_json::json!({
+            "id": "01hx", "status": "succeeded", "request": null, "result": result, "error": null,
+            "attempts": 1, "created_at": null, "started_at": null, "finished_at": null
+        });
+        serde_json::from_value(raw).expect("a job")
+    }
+
+    #[test]
+    fn one_couplet_prints_plain_and_several_print_numbered() {
+        let one = finished(serde_json::json!({"upper": "甲", "lower": "乙", "hengpi": "丙丁戊己", "style": "classic"}));
+        assert_eq!(couplet_text(&one, Shape::Full), "横批：丙丁戊己\n上联：甲\n下联：乙\n");
+        let c = |u: &str, l: &str| serde_json::json!({"upper": u, "lower": l, "hengpi": "四字横批"});
+        let three = finished(serde_json::json!({
+            "upper": "春一", "lower": "福一", "hengpi": "四字横批", "style": "classic",
+            "candidates": [c("春一", "福一"), c("春二", "福二"), c("春三", "福三")]
+        }));
+        let text = couplet_text(&three, Shape::Completion);
+        assert_eq!(text, "[0] 下联：福一\n[0] 横批：四字横批\n\n[1] 下联：福二\n[1] 横批：四字横批\n\n[2] 下联：福三\n[2] 横批：四字横批\n");
+        assert!(couplet_text(&three, Shape::Full).contains("[2] 上联：春三\n"));
     }
 
     #[test]
