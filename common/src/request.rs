@@ -254,6 +254,14 @@ pub fn validate_head(raw: &str, upper: Option<&[char]>) -> Result<[char; 2], Val
                 head[1]
             )));
         }
+        // An upper line that ends on its first character mirrors the lower line's first
+        // character onto its end, which must be level-toned (rule 3).
+        if u.len() > 1 && u.last() == u.first() && crate::tones::tone(head[1]) != Some(crate::tones::Tone::Ping) {
+            return Err(ValidationError::InvalidHead(format!(
+                "the upper line ends on its first character, so the lower line would end on {}, which is not a 平 (level) tone (rule 3)",
+                head[1]
+            )));
+        }
     }
     Ok(head)
 }
@@ -403,6 +411,12 @@ mod tests {
         assert_eq!(u.validate().unwrap_err().kind(), "invalid_head");
         u.head = Some("春风".into());
         assert_eq!(u.validate().unwrap_err().kind(), "invalid_head");
+        // 春…春: the lower line's first character is mirrored onto its end, so it must be 平.
+        let mut m = req(None, Some("春风送暖迎新春"));
+        m.head = Some("春岁".into());
+        assert_eq!(m.validate().unwrap_err().kind(), "invalid_head");
+        m.head = Some("春年".into());
+        assert_eq!(m.validate().expect("年 is level").head, Some(['春', '年']));
     }
 
     #[test]

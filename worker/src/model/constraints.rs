@@ -113,29 +113,14 @@ impl ItemState {
 
     /// An upper-line item (writes the lower line only).
     pub fn upper_mode(upper: Vec<char>, theme: Vec<char>, required: Vec<char>, style: Style, rng: ChaCha8Rng) -> Self {
-        let length = upper.len();
         let required = required.into_iter().filter(|c| !upper.contains(c)).collect();
         // Answering a given upper line is closer to translation than to free
         // writing: decode much more sharply (still seeded, still varying a little).
         let mut p = params(style);
         p.temperature *= UPPER_MODE_TEMPERATURE_SCALE;
         let bias_scale = UPPER_MODE_BIAS_SCALE;
-        ItemState {
-            phase: Phase::Lower,
-            length,
-            upper,
-            lower: Vec::new(),
-            required,
-            theme,
-            params: p,
-            bias_scale,
-            style,
-            rng,
-            scratch: Vec::new(),
-            head: None,
-            logp: 0.0,
-            n_logp: 0,
-        }
+        let length = upper.len();
+        ItemState { phase: Phase::Lower, upper, params: p, bias_scale, ..ItemState::theme_mode(length, theme, required, style, rng) }
     }
 
     /// The item's RNG (the 横批 choice continues the same stream).
