@@ -10,7 +10,9 @@
 #   4. tools/lint.py           metric names vs common/src/metrics.rs, alert
 #                              conventions, test coverage, dashboard rules
 #   5. tools/dashboard.py --check   overview.json and README table up to date
-#   6. YAML/JSON parse of compose.yaml, Grafana provisioning, deploy/k8s, dashboard
+#   6. YAML/JSON parse of compose.yaml, Grafana provisioning, deploy/k8s, dashboard,
+#      and compose.yaml safe by default (ports on 127.0.0.1, AUTH_MODE=required,
+#      secrets without defaults, no Prometheus lifecycle API)
 #
 # Needs promtool (Debian package `prometheus`) and python3 with PyYAML. When
 # run as root with apt-get available, a missing promtool is installed; a
@@ -96,6 +98,37 @@ for key in ("container_name", "ports"):
     if key in worker:
         print(f"BAD compose.yaml: worker must not set {key} (breaks --scale worker=N)")
         failed = True
+
+# Safe by default (see compose.yaml's header and deploy/README.md). Each rule
+# prints what it found so a failure names the service and the setting.
+import re
+def bad(msg):
+    global failed
+    print(f"BAD compose.yaml: {msg}")
+    failed = True
+def env_of(svc):
+    e = svc.get("environment") or {}
+    return e if isinstance(e, dict) else dict(x.split("=", 1) for x in e)
+def no_default(value):
+    # `${VAR}` or `${VAR:?msg}` only: `${VAR:-x}` / `${VAR-x}` / a literal would be a known secret.
+    return isinstance(value, str) and re.fullmatch(r"\$\{[A-Z_][A-Z0-9_]*(:?\?[^}]*)?\}", value) is not None
+for name, svc in compose["services"].items():
+    for p in svc.get("ports", []) or []:
+        spec = p if isinstance(p, str) else f"{p.get('host_ip', '')}:{p.get('published', '')}"
+        if not (spec.startswith("127.0.0.1:") or spec.startswith("[::1]:")):
+            bad(f"{name} publishes port {spec!r} on every interface; bind it to 127.0.0.1")
+    env = env_of(svc)
+    if name in ("api", "worker"):
+        if env.get("AUTH_MODE") != "required":
+            bad(f"{name}: AUTH_MODE is {env.get('AUTH_MODE')!r}, must be 'required'")
+        if not no_default(env.get("WEBHOOK_SECRET")):
+            bad(f"{name}: WEBHOOK_SECRET {env.get('WEBHOOK_SECRET')!r} must come from .env with no default (${{WEBHOOK_SECRET:?...}})")
+    if name == "prometheus" and any("web.enable-lifecycle" in str(a) for a in svc.get("command", [])):
+        bad("prometheus: --web.enable-lifecycle lets anyone who reaches it shut Prometheus down")
+    if name == "grafana" and not no_default(env.get("GF_SECURITY_ADMIN_PASSWORD")):
+        bad(f"grafana: GF_SECURITY_ADMIN_PASSWORD {env.get('GF_SECURITY_ADMIN_PASSWORD')!r} must come from .env with no default")
+if not failed:
+    print("ok  compose.yaml is safe by default (loopback ports, AUTH_MODE=required, no default secrets, no lifecycle API)")
 
 for path in sorted(glob.glob("monitoring/grafana/dashboards/*.json")):
     try:

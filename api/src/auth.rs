@@ -2,7 +2,10 @@
 //! Redis round trip (`auth_rate.lua`: key record → GCRA with the key's own
 //! rate and burst). Keys are looked up by their SHA-256, never stored or
 //! logged in clear. In `AUTH_MODE=off` every caller is the tenant `anon` and
-//! the limit is per client IP.
+//! the limit is per client IP. In `AUTH_MODE=required`, missing or unknown
+//! keys also count against the client IP in process ([`crate::auth_failures`]):
+//! past `AUTH_FAILURES_PER_IP` per second, that IP gets 429 before any Redis
+//! round trip.
 
 use crate::config::AuthMode;
 use crate::error::ApiError;
@@ -10,6 +13,7 @@ use crate::state::AppState;
 use common::scripts::scripts;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
+use std::time::Instant;
 use warp::http::HeaderMap;
 
 /// The authenticated caller.
@@ -43,8 +47,20 @@ pub async fn authorize(state: &AppState, headers: &HeaderMap, addr: Option<Socke
     let cfg = &state.cfg;
     let (mode, key_record) = match cfg.auth_mode {
         AuthMode::Required => {
-            let key = bearer(headers).ok_or(ApiError::Unauthorized)?;
-            ("key", state.keys.api_key(&hash_key(key)))
+            let peer = addr.map(|a| a.ip());
+            if let Some(wait_ms) = peer.and_then(|ip| state.auth_failures.blocked(ip, Instant::now())) {
+                let s = wait_ms.div_ceil(1000).max(1);
+                return Err(ApiError::RateLimited { retry_after_s: s, limit: u64::from(cfg.auth_failures_per_ip), reset_s: s });
+            }
+            let failed = || {
+                if let Some(ip) = peer {
+                    state.auth_failures.record(ip, Instant::now());
+                }
+                ApiError::Unauthorized
+            };
+            let key = bearer(headers).ok_or_else(failed)?;
+            let record = state.keys.api_key(&hash_key(key));
+            return lookup(state, "key", record, addr).await.map_err(|e| if matches!(e, ApiError::Unauthorized) { failed() } else { e });
         }
         AuthMode::Off => {
             if cfg.ip_rate_limit <= 0.0 {
@@ -53,6 +69,12 @@ pub async fn authorize(state: &AppState, headers: &HeaderMap, addr: Option<Socke
             ("ip", String::new())
         }
     };
+    lookup(state, mode, key_record, addr).await
+}
+
+/// The key lookup and rate limit in Redis (`auth_rate.lua`).
+async fn lookup(state: &AppState, mode: &str, key_record: String, addr: Option<SocketAddr>) -> Result<Caller, ApiError> {
+    let cfg = &state.cfg;
     let ip = addr.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
     let mut inv = scripts().auth_rate.script().prepare_invoke();
     inv.key(key_record)

@@ -28,6 +28,45 @@ pub enum Command {
         #[command(subcommand)]
         op: KeysOp,
     },
+    /// Inspect, replay or purge the dead-letter stream (jobs that exhausted MAX_ATTEMPTS).
+    Dlq {
+        /// Dead-letter operation.
+        #[command(subcommand)]
+        op: DlqOp,
+    },
+}
+
+/// Dead-letter operations.
+#[derive(Debug, Subcommand)]
+pub enum DlqOp {
+    /// One line per entry, oldest first: entry id, job id, error type, attempts, age.
+    List {
+        /// Most entries to print.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// One entry in full, as JSON (the request's callback URL is already blanked).
+    Show {
+        /// Entry id (from `dlq list`).
+        id: String,
+    },
+    /// Re-enqueue the jobs of these entries as new attempts (0 of MAX_ATTEMPTS) and remove the
+    /// entries; an entry already replayed is reported "not found" and nothing is queued twice.
+    Replay {
+        /// Entry ids (from `dlq list`).
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Delete entries by id or by age.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "older_than"])))]
+    Purge {
+        /// Entry id to delete (repeatable).
+        #[arg(long)]
+        id: Vec<String>,
+        /// Delete entries older than this: `0s` (all), `90s`, `30m`, `12h`, `7d`.
+        #[arg(long)]
+        older_than: Option<String>,
+    },
 }
 
 /// API key operations.
@@ -90,6 +129,10 @@ pub struct ServerArgs {
     /// Consumer-group backlog above which submissions get 503 (0 = unlimited).
     #[arg(long, env = "MAX_BACKLOG", default_value_t = 50_000)]
     pub max_backlog: u64,
+    /// Jobs one API key may have queued or running at once; beyond it submissions get 429
+    /// `queue_quota` (0 = unlimited). In AUTH_MODE=off all callers are one tenant and share it.
+    #[arg(long, env = "MAX_BACKLOG_PER_KEY", default_value_t = 1000)]
+    pub max_backlog_per_key: u64,
     /// Hard cap of the job stream's length (queued + in-progress entries): submissions
     /// beyond it get 503, never trimmed (default: 2 × MAX_BACKLOG + 10000; unlimited when
     /// MAX_BACKLOG is 0; 0 = unlimited; must not be below MAX_BACKLOG).
@@ -116,6 +159,33 @@ pub struct ServerArgs {
     /// Grace period for in-flight requests on SIGTERM, in ms.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
+    /// `?wait` long polls one API key (or the one `AUTH_MODE=off` tenant) may hold open at once on
+    /// this API process; past it a poll answers the job's current state at once (0 = no cap).
+    #[arg(long, env = "MAX_WAITS_PER_KEY", default_value_t = 32)]
+    pub max_waits_per_key: usize,
+    /// Images drawn at once; a request finding all busy waits up to 2 s, then gets 503 `overloaded`.
+    #[arg(long, env = "MAX_CONCURRENT_RENDERS", default_value_t = 4)]
+    pub max_concurrent_renders: usize,
+    /// Rendered images kept in memory (keyed by ETag input; 0 = no cache).
+    #[arg(long, env = "RENDER_CACHE_ENTRIES", default_value_t = 256)]
+    pub render_cache_entries: usize,
+    /// Total bytes of rendered images kept in memory.
+    #[arg(long, env = "RENDER_CACHE_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub render_cache_bytes: usize,
+    /// Failed authorizations (missing/unknown key) one client IP may make per second before it
+    /// gets 429 `rate_limited` without a Redis lookup (0 = no limit).
+    #[arg(long, env = "AUTH_FAILURES_PER_IP", default_value_t = 10)]
+    pub auth_failures_per_ip: u32,
+    /// Open client connections at most; further ones wait in the kernel's accept backlog.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Longest time to write one response, in ms; a client that does not read it is dropped.
+    #[arg(long, env = "WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub write_timeout_ms: u64,
+    /// What to do at start when Redis's maxmemory-policy is not `noeviction` (an evicting
+    /// Redis silently drops jobs): `refuse` to start, `warn` and run, or `off`.
+    #[arg(long, env = "REDIS_EVICTION_CHECK", default_value = "refuse", global = true)]
+    pub redis_eviction_check: String,
 }
 
 /// Validated API settings.
@@ -137,6 +207,8 @@ pub struct ApiConfig {
     pub result_ttl_s: u64,
     /// Admission limit.
     pub max_backlog: u64,
+    /// Per-key queued-or-running quota (0 = unlimited).
+    pub max_backlog_per_key: u64,
     /// Stream length at which submissions are refused (0 = unlimited); never a trim.
     pub stream_maxlen: u64,
     /// Sync generate wait.
@@ -153,6 +225,22 @@ pub struct ApiConfig {
     pub redis_pool_size: usize,
     /// Shutdown grace.
     pub shutdown_timeout: Duration,
+    /// Held `?wait` polls per key per process (0 = no cap).
+    pub max_waits_per_key: usize,
+    /// Concurrent renders.
+    pub max_concurrent_renders: usize,
+    /// Render cache entry bound (0 = off).
+    pub render_cache_entries: usize,
+    /// Render cache byte bound.
+    pub render_cache_bytes: usize,
+    /// Failed authorizations per IP per second before 429 (0 = off).
+    pub auth_failures_per_ip: u32,
+    /// Open connection cap.
+    pub max_connections: usize,
+    /// Response write deadline.
+    pub write_timeout: Duration,
+    /// Start-up check of Redis's eviction policy.
+    pub eviction_check: common::eviction::EvictionCheck,
 }
 
 impl ServerArgs {
@@ -168,6 +256,15 @@ impl ServerArgs {
         if self.ip_rate_limit < 0.0 || !self.ip_rate_limit.is_finite() {
             return Err("IP_RATE_LIMIT must be a non-negative number".into());
         }
+        if self.max_concurrent_renders == 0 || self.max_concurrent_renders > 1024 {
+            return Err("MAX_CONCURRENT_RENDERS must be between 1 and 1024".into());
+        }
+        if self.max_connections == 0 {
+            return Err("MAX_CONNECTIONS must be at least 1".into());
+        }
+        if self.write_timeout_ms < 100 {
+            return Err("WRITE_TIMEOUT_MS must be at least 100".into());
+        }
         let allowlist = common::ssrf::Allowlist::parse(&self.webhook_allowlist)?;
         let stream_maxlen = stream_cap(self.max_backlog, self.stream_maxlen)?;
         if self.webhook_secret.as_deref().is_some_and(|s| !s.is_empty() && !common::signing::is_standard(s)) {
@@ -182,6 +279,7 @@ impl ServerArgs {
             body_timeout: Duration::from_millis(self.body_timeout_ms.max(100)),
             result_ttl_s: self.result_ttl_s,
             max_backlog: self.max_backlog,
+            max_backlog_per_key: self.max_backlog_per_key,
             stream_maxlen,
             generate_timeout: Duration::from_millis(self.generate_timeout_ms.clamp(100, 120_000)),
             ip_rate_limit: self.ip_rate_limit,
@@ -190,6 +288,14 @@ impl ServerArgs {
             allowlist,
             redis_pool_size: self.redis_pool_size.clamp(1, 512),
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+            max_waits_per_key: self.max_waits_per_key,
+            max_concurrent_renders: self.max_concurrent_renders,
+            render_cache_entries: self.render_cache_entries,
+            render_cache_bytes: self.render_cache_bytes,
+            auth_failures_per_ip: self.auth_failures_per_ip,
+            max_connections: self.max_connections,
+            write_timeout: Duration::from_millis(self.write_timeout_ms),
+            eviction_check: self.redis_eviction_check.parse().map_err(|e: common::eviction::EvictionError| e.to_string())?,
         })
     }
 }

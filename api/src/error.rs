@@ -1,7 +1,8 @@
 //! The API's one error type and its one mapping to HTTP. `kind()` is the
 //! JSON `error.type`, the log field and the metric label, so they cannot
 //! drift. Client mistakes are 4xx; only Redis being unreachable is 503, and
-//! nothing a client sends can produce a 500.
+//! nothing a client sends can produce a 500. A job that `POST /generate`
+//! waited for and that failed is 502 `job_failed` (never 200).
 
 use common::request::ValidationError;
 use serde_json::json;
@@ -66,6 +67,12 @@ pub enum ApiError {
     /// Queue backlog past its limit.
     #[error("the service is busy (queue backlog {0}); retry later")]
     Overloaded(u64),
+    /// The caller already has `MAX_BACKLOG_PER_KEY` jobs queued or running.
+    #[error("this API key already has {0} jobs queued or running (its queue quota); retry when some finish")]
+    QueueQuota(u64),
+    /// Too many renders in progress (`MAX_CONCURRENT_RENDERS`).
+    #[error("too many images are being drawn right now; retry shortly")]
+    RenderBusy,
     /// Redis unreachable.
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable,
@@ -75,6 +82,12 @@ pub enum ApiError {
     /// Rendering refused the request (e.g. image too large).
     #[error("{0}")]
     Render(String),
+    /// `POST /generate`: the job ended `failed` (the worker could not produce a couplet).
+    #[error("job {} failed: {}", .0.id, .0.error.as_ref().map(|e| format!("{}: {}", e.kind, e.message)).unwrap_or_default())]
+    JobFailed(Box<common::job::JobView>),
+    /// `POST /generate`: the job was canceled (`DELETE /v1/jobs/{id}`) while the request waited.
+    #[error("job {} was canceled before it ran", .0.id)]
+    JobCanceled(Box<common::job::JobView>),
 }
 
 impl ApiError {
@@ -96,10 +109,13 @@ impl ApiError {
             ApiError::NotCancelable(_) => "not_cancelable",
             ApiError::NotReady(_) => "not_ready",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Overloaded(_) => "overloaded",
+            ApiError::Overloaded(_) | ApiError::RenderBusy => "overloaded",
+            ApiError::QueueQuota(_) => "queue_quota",
             ApiError::Unavailable => "unavailable",
             ApiError::Timeout(_) => "timeout",
             ApiError::Render(_) => "invalid_render_options",
+            ApiError::JobFailed(_) => "job_failed",
+            ApiError::JobCanceled(_) => "job_canceled",
         }
     }
 
@@ -115,9 +131,12 @@ impl ApiError {
             ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::IdempotencyConflict(_) | ApiError::NotCancelable(_) | ApiError::NotReady(_) => StatusCode::CONFLICT,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Overloaded(_) | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } | ApiError::QueueQuota(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded(_) | ApiError::RenderBusy | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            // The request was fine; the upstream (the worker) could not serve it.
+            ApiError::JobFailed(_) => StatusCode::BAD_GATEWAY,
+            ApiError::JobCanceled(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -133,8 +152,8 @@ impl ApiError {
             | ApiError::RequestTimeout
             | ApiError::BadQuery(_) => Some(reason::VALIDATION),
             ApiError::Unauthorized => Some(reason::AUTH),
-            ApiError::RateLimited { .. } => Some(reason::RATE_LIMITED),
-            ApiError::Overloaded(_) => Some(reason::BACKPRESSURE),
+            ApiError::RateLimited { .. } | ApiError::QueueQuota(_) => Some(reason::RATE_LIMITED),
+            ApiError::Overloaded(_) | ApiError::RenderBusy => Some(reason::BACKPRESSURE),
             ApiError::Unavailable => Some(reason::UNAVAILABLE),
             _ => None,
         }
@@ -150,6 +169,15 @@ impl ApiError {
         if let ApiError::Timeout(id) = &self {
             body["id"] = json!(id);
         }
+        let location = match &self {
+            ApiError::JobFailed(job) | ApiError::JobCanceled(job) => {
+                // The final job (with its own `error.type`, e.g. `attempts_exhausted`) and where it lives.
+                body["id"] = json!(job.id);
+                body["job"] = serde_json::to_value(job).unwrap_or_default();
+                HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).ok()
+            }
+            _ => None,
+        };
         let mut resp = warp::reply::with_status(warp::reply::json(&body), self.status()).into_response_inner();
         let h = resp.headers_mut();
         match &self {
@@ -159,8 +187,11 @@ impl ApiError {
                 h.insert("ratelimit-remaining", HeaderValue::from(0u64));
                 h.insert("ratelimit-reset", HeaderValue::from(*reset_s));
             }
-            ApiError::Overloaded(_) => {
+            ApiError::Overloaded(_) | ApiError::QueueQuota(_) => {
                 h.insert("retry-after", HeaderValue::from(5u64));
+            }
+            ApiError::RenderBusy => {
+                h.insert("retry-after", HeaderValue::from(1u64));
             }
             ApiError::Unavailable => {
                 h.insert("retry-after", HeaderValue::from(1u64));
@@ -169,6 +200,9 @@ impl ApiError {
                 h.insert("www-authenticate", HeaderValue::from_static("Bearer"));
             }
             _ => {}
+        }
+        if let Some(l) = location {
+            h.insert("location", l);
         }
         resp
     }

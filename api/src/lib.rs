@@ -3,11 +3,15 @@
 
 pub mod apikeys;
 pub mod auth;
+pub mod auth_failures;
 pub mod body;
+pub mod deadline_io;
 pub mod config;
+pub mod dlq;
 pub mod error;
 pub mod handlers;
 pub mod queue_stats;
+pub mod renders;
 pub mod routes;
 pub mod server;
 pub mod state;

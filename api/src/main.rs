@@ -1,7 +1,8 @@
 //! `couplet-api`: parse settings, set up logging, then serve (default) or
 //! manage API keys. Everything else lives in the library.
 
-use api::config::{parse_rate, Cli, Command, KeysOp};
+use api::config::{parse_rate, Cli, Command, DlqOp, KeysOp};
+use api::dlq;
 use clap::Parser;
 
 fn main() {
@@ -33,6 +34,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<i32> {
     let cfg = cli.server.validate().map_err(|e| anyhow::anyhow!(e))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            common::eviction::check(&cfg.redis_url, cfg.eviction_check).await?;
             api::server::run(cfg, common::shutdown::signal()).await?;
             Ok(0)
         }
@@ -62,5 +64,51 @@ async fn real_main(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Dlq { op } => {
+            let keys = common::keys::Keys::new(cfg.key_prefix.clone());
+            let client = redis::Client::open(cfg.redis_url.as_str())?;
+            let mut con = client.get_multiplexed_async_connection().await?;
+            dlq_command(&mut con, &keys, op, cfg.result_ttl_s).await
+        }
     }
+}
+
+/// Runs one `dlq` operation; exit code 3 when an entry asked for is not there.
+async fn dlq_command(con: &mut redis::aio::MultiplexedConnection, keys: &common::keys::Keys, op: DlqOp, ttl_s: u64) -> anyhow::Result<i32> {
+    let mut code = 0;
+    match op {
+        DlqOp::List { limit } => {
+            let entries = dlq::list(con, keys, limit).await?;
+            if entries.is_empty() {
+                eprintln!("the dead-letter stream is empty");
+            }
+            for e in entries {
+                println!("{}", e.line());
+            }
+        }
+        DlqOp::Show { id } => match dlq::show(con, keys, &id).await? {
+            Some(e) => println!("{}", serde_json::to_string_pretty(&e)?),
+            None => {
+                eprintln!("{id}: not found");
+                code = 3;
+            }
+        },
+        DlqOp::Replay { ids } => {
+            for id in ids {
+                let outcome = dlq::replay(con, keys, &id, ttl_s).await?;
+                if !matches!(outcome, dlq::Replayed::Queued { .. }) {
+                    code = 3;
+                }
+                println!("{id}: {outcome}");
+            }
+        }
+        DlqOp::Purge { id, older_than } => {
+            let n = match older_than {
+                Some(age) => dlq::purge_older_than(con, keys, dlq::parse_duration(&age)?).await?,
+                None => dlq::purge_ids(con, keys, &id).await?,
+            };
+            println!("purged {n} entries");
+        }
+    }
+    Ok(code)
 }

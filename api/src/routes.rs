@@ -1,11 +1,12 @@
 //! The route table, the one place that turns handler results into responses
 //! and records the HTTP metrics, and the one `recover` for what warp itself
-//! rejects (unknown route, wrong method, bad query string).
+//! rejects (unknown route, wrong method, bad query string). Route labels
+//! come from [`common::metrics::route`]; `?wait` long polls count as `job_wait`.
 
 use crate::error::ApiError;
 use crate::handlers::{self, image::Format, Handled};
 use crate::state::AppState;
-use common::metrics::ApiMetrics;
+use common::metrics::{route, ApiMetrics};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -44,7 +45,7 @@ where
     m.inflight.inc();
     let res = fut.await;
     m.inflight.dec();
-    match res {
+    let resp = match res {
         Ok(h) => {
             let style = h.style.map(|s| s.as_str()).unwrap_or("none");
             record(&m, route, &method, h.response.status().as_u16(), style, started, None);
@@ -57,7 +58,16 @@ where
             record(&m, route, &method, e.status().as_u16(), "none", started, e.reject_reason());
             e.into_response()
         }
-    }
+    };
+    nosniff(resp)
+}
+
+/// Every response (JSON, SVG, PNG, UI files, errors) says `nosniff`, so a
+/// browser never reinterprets a JSON body or an SVG as HTML or script.
+/// Set here, where every response passes, rather than per handler.
+fn nosniff(mut resp: Response) -> Response {
+    resp.headers_mut().insert("x-content-type-options", warp::http::HeaderValue::from_static("nosniff"));
+    resp
 }
 
 fn with_state(s: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
@@ -86,7 +96,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::body::stream())
         .then(|s: AppState, h, a, b| {
             let m = s.metrics.clone();
-            finish(m, "submit", Method::POST, handlers::submit::handle(s, h, a, Box::pin(b)))
+            finish(m, route::SUBMIT, Method::POST, handlers::submit::handle(s, h, a, Box::pin(b)))
         });
     let generate = warp::path!("generate")
         .and(warp::post())
@@ -96,7 +106,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::body::stream())
         .then(|s: AppState, h, a, b| {
             let m = s.metrics.clone();
-            finish(m, "generate", Method::POST, handlers::generate::handle(s, h, a, Box::pin(b)))
+            finish(m, route::GENERATE, Method::POST, handlers::generate::handle(s, h, a, Box::pin(b)))
         });
     let job_get = warp::path!("v1" / "jobs" / String)
         .and(warp::get())
@@ -104,9 +114,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(query())
         .and(headers())
         .and(addr())
-        .then(|id, s: AppState, q, h, a| {
+        .then(|id, s: AppState, q: HashMap<String, String>, h, a| {
             let m = s.metrics.clone();
-            finish(m, "job_get", Method::GET, handlers::jobs::get(s, id, q, h, a))
+            // A long poll is slow by design: its own label keeps it out of `job_get` latency.
+            let label = if handlers::jobs::parse_wait(&q).is_ok_and(|w| !w.is_zero()) { route::JOB_WAIT } else { route::JOB_GET };
+            finish(m, label, Method::GET, handlers::jobs::get(s, id, q, h, a))
         });
     let job_delete = warp::path!("v1" / "jobs" / String)
         .and(warp::delete())
@@ -115,7 +127,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(addr())
         .then(|id, s: AppState, h, a| {
             let m = s.metrics.clone();
-            finish(m, "job_delete", Method::DELETE, handlers::jobs::delete(s, id, h, a))
+            finish(m, route::JOB_DELETE, Method::DELETE, handlers::jobs::delete(s, id, h, a))
         });
     let png = warp::path!("v1" / "jobs" / String / "image.png")
         .and(warp::get())
@@ -125,7 +137,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(addr())
         .then(|id, s: AppState, q, h, a| {
             let m = s.metrics.clone();
-            finish(m, "job_image", Method::GET, handlers::image::get(s, id, Format::Png, q, h, a))
+            finish(m, route::JOB_IMAGE, Method::GET, handlers::image::get(s, id, Format::Png, q, h, a))
         });
     let svg = warp::path!("v1" / "jobs" / String / "image.svg")
         .and(warp::get())
@@ -135,24 +147,24 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(addr())
         .then(|id, s: AppState, q, h, a| {
             let m = s.metrics.clone();
-            finish(m, "job_image", Method::GET, handlers::image::get(s, id, Format::Svg, q, h, a))
+            finish(m, route::JOB_IMAGE, Method::GET, handlers::image::get(s, id, Format::Svg, q, h, a))
         });
     let m1 = m.clone();
-    let healthz = warp::path!("healthz").and(warp::get()).then(move || finish(m1.clone(), "healthz", Method::GET, handlers::health::healthz()));
+    let healthz = warp::path!("healthz").and(warp::get()).then(move || finish(m1.clone(), route::HEALTHZ, Method::GET, handlers::health::healthz()));
     let readyz = warp::path!("readyz").and(warp::get()).and(st()).then(|s: AppState| {
         let m = s.metrics.clone();
-        finish(m, "readyz", Method::GET, handlers::health::readyz(s))
+        finish(m, route::READYZ, Method::GET, handlers::health::readyz(s))
     });
     let metrics = warp::path!("metrics").and(warp::get()).and(st()).then(|s: AppState| {
         let m = s.metrics.clone();
-        finish(m, "metrics", Method::GET, handlers::health::metrics(s))
+        finish(m, route::METRICS, Method::GET, handlers::health::metrics(s))
     });
     let m2 = m.clone();
-    let index = warp::path::end().and(warp::get()).then(move || finish(m2.clone(), "ui", Method::GET, handlers::ui::index()));
+    let index = warp::path::end().and(warp::get()).then(move || finish(m2.clone(), route::UI, Method::GET, handlers::ui::index()));
     let m3 = m.clone();
-    let asset = warp::path!("ui" / String).and(warp::get()).then(move |f| finish(m3.clone(), "ui", Method::GET, handlers::ui::file(f)));
+    let asset = warp::path!("ui" / String).and(warp::get()).then(move |f| finish(m3.clone(), route::UI, Method::GET, handlers::ui::file(f)));
     let m4 = m.clone();
-    let openapi = warp::path!("openapi.json").and(warp::get()).then(move || finish(m4.clone(), "openapi", Method::GET, handlers::ui::openapi()));
+    let openapi = warp::path!("openapi.json").and(warp::get()).then(move || finish(m4.clone(), route::OPENAPI, Method::GET, handlers::ui::openapi()));
 
     let m5 = m.clone();
     submit
@@ -199,6 +211,6 @@ fn recover(m: ApiMetrics, r: Rejection) -> Response {
         tracing::debug!(rejection = ?r, "unmapped rejection");
         ApiError::BadQuery("bad request".into())
     };
-    record(&m, "not_found", &Method::GET, e.status().as_u16(), "none", Instant::now(), e.reject_reason());
-    e.into_response()
+    record(&m, route::NOT_FOUND, &Method::GET, e.status().as_u16(), "none", Instant::now(), e.reject_reason());
+    nosniff(e.into_response())
 }

@@ -9,8 +9,16 @@
 //! `BODY_TIMEOUT_MS` for its head (the same deadline the body has; it also
 //! bounds how long an idle keep-alive connection is kept). HTTP/1.1 only: h2c
 //! prior knowledge is not offered.
+//!
+//! The loop also bounds the open connections: it accepts only while it holds
+//! one of `MAX_CONNECTIONS` permits, so further clients wait in the kernel's
+//! accept backlog (and are refused by the kernel once that is full) instead
+//! of costing a task and buffers each. Every connection's writes carry
+//! `WRITE_TIMEOUT_MS` ([`crate::deadline_io`]): a client that stops reading
+//! its response is dropped.
 
 use crate::config::{ApiConfig, AuthMode};
+use crate::deadline_io::DeadlineIo;
 use crate::routes::routes;
 use crate::state::AppState;
 use crate::waiters::Waiters;
@@ -41,7 +49,9 @@ pub fn state(cfg: ApiConfig) -> Result<AppState, String> {
         metrics: ApiMetrics::new(&registry),
         queue_metrics: QueueMetrics::new(&registry),
         registry,
-        waiters: Waiters::default(),
+        waiters: Waiters::new(0),
+        renders: crate::renders::Renders::new(cfg.max_concurrent_renders, cfg.render_cache_entries, cfg.render_cache_bytes),
+        auth_failures: crate::auth_failures::AuthFailures::new(cfg.auth_failures_per_ip),
         redis,
         cfg: Arc::new(cfg),
     })
@@ -92,8 +102,8 @@ pub async fn run(cfg: ApiConfig, shutdown: impl std::future::Future<Output = ()>
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("LISTEN_ADDR {listen}: {e}"))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let t2 = token.clone();
-    let head_timeout = state.cfg.body_timeout;
-    let server = serve(listener, routes(state), head_timeout, async move {
+    let limits = ConnLimits { head_timeout: state.cfg.body_timeout, write_timeout: state.cfg.write_timeout, max_connections: state.cfg.max_connections };
+    let server = serve(listener, routes(state), limits, async move {
         shutdown.await;
         t2.cancel();
     });
@@ -119,15 +129,32 @@ pub fn remote_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Inf
         .map(|ours: Option<ClientAddr>, warps: Option<SocketAddr>| ours.map(|a| a.0).or(warps))
 }
 
+/// Per-connection bounds of [`serve`].
+#[derive(Debug, Clone, Copy)]
+struct ConnLimits {
+    head_timeout: Duration,
+    write_timeout: Duration,
+    max_connections: usize,
+}
+
 /// Serves HTTP/1.1 until `shutdown`, then waits for the open connections to
 /// finish their requests (the caller bounds that wait).
-async fn serve<F>(listener: tokio::net::TcpListener, filter: F, head_timeout: Duration, shutdown: impl Future<Output = ()>)
+async fn serve<F>(listener: tokio::net::TcpListener, filter: F, limits: ConnLimits, shutdown: impl Future<Output = ()>)
 where
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
 {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
+        // No accept without a permit: beyond MAX_CONNECTIONS, clients wait in the kernel backlog.
+        let permit = tokio::select! {
+            p = open.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
         let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(pair) => pair,
@@ -147,13 +174,14 @@ where
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(head_timeout)
-            .serve_connection(TokioIo::new(stream), svc);
+            .header_read_timeout(limits.head_timeout)
+            .serve_connection(DeadlineIo::new(TokioIo::new(stream), limits.write_timeout), svc);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);

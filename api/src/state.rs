@@ -1,5 +1,5 @@
 //! Shared state of the API process: settings, the Redis pool, key names,
-//! metrics and the completion waiters. Cloned cheaply into every handler.
+//! metrics, the completion waiters, the render limiter and the failed-auth brake. Cloned cheaply into every handler.
 
 use crate::config::ApiConfig;
 use crate::waiters::Waiters;
@@ -25,6 +25,10 @@ pub struct AppState {
     pub registry: prometheus::Registry,
     /// Waiters for finished jobs.
     pub waiters: Waiters,
+    /// Image render limiter and cache.
+    pub renders: crate::renders::Renders,
+    /// Failed authorizations per client IP.
+    pub auth_failures: crate::auth_failures::AuthFailures,
 }
 
 impl AppState {

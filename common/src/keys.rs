@@ -72,6 +72,16 @@ impl Keys {
         format!("{}apikeys", self.prefix)
     }
 
+    /// Jobs of one owner still queued or running: a sorted set of job ids scored
+    /// by creation time (ms), for the per-key queue quota (`MAX_BACKLOG_PER_KEY`).
+    /// A member leaves when its job becomes final (complete, dead-letter, cancel,
+    /// lost: ZREM, idempotent); members older than the result TTL are purged at
+    /// each submission (their job hashes have expired), and the key itself
+    /// expires one result TTL after the owner's last submission, so it cannot leak.
+    pub fn backlog(&self, owner: &str) -> String {
+        format!("{}backlog:{}", self.prefix, owner)
+    }
+
     /// Rate limiter state of one subject (TTL: burst window).
     pub fn rate_limit(&self, subject: &str) -> String {
         format!("{}rl:{}", self.prefix, subject)
@@ -85,7 +95,7 @@ mod tests {
     #[test]
     fn every_key_carries_the_prefix() {
         let k = Keys::new("t1:");
-        for key in [k.stream(), k.entries(), k.dead_letter(), k.job("x"), k.idempotency("o", "h"), k.done_channel(), k.outbox(), k.api_key("h"), k.api_key_index(), k.rate_limit("s")] {
+        for key in [k.stream(), k.entries(), k.dead_letter(), k.job("x"), k.idempotency("o", "h"), k.done_channel(), k.outbox(), k.api_key("h"), k.api_key_index(), k.rate_limit("s"), k.backlog("o")] {
             assert!(key.starts_with("t1:"), "{key}");
         }
     }

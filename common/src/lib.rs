@@ -2,6 +2,7 @@
 //! validation, Redis keys and scripts, couplet rules, the 横批 bank, webhook
 //! signing and SSRF policy, pixel rendering and metric names.
 
+pub mod eviction;
 pub mod hengpi;
 pub mod job;
 pub mod keys;

@@ -68,6 +68,37 @@ pub mod names {
     pub const WEBHOOK_INFLIGHT: &str = "pixel_couplet_webhook_inflight";
 }
 
+/// Bounded label values for `route` of the HTTP metrics (one per route of the API).
+pub mod route {
+    /// `POST /v1/couplets`.
+    pub const SUBMIT: &str = "submit";
+    /// `POST /generate` (waits up to `GENERATE_TIMEOUT_MS` by design).
+    pub const GENERATE: &str = "generate";
+    /// `GET /v1/jobs/{id}` answered at once.
+    pub const JOB_GET: &str = "job_get";
+    /// `GET /v1/jobs/{id}?wait=N` with N > 0: a long poll that is slow by design,
+    /// kept apart so it does not drive the `job_get` latency the P95 alert watches.
+    pub const JOB_WAIT: &str = "job_wait";
+    /// `DELETE /v1/jobs/{id}`.
+    pub const JOB_DELETE: &str = "job_delete";
+    /// `GET /v1/jobs/{id}/image.{png,svg}`.
+    pub const JOB_IMAGE: &str = "job_image";
+    /// `GET /healthz`.
+    pub const HEALTHZ: &str = "healthz";
+    /// `GET /readyz`.
+    pub const READYZ: &str = "readyz";
+    /// `GET /metrics`.
+    pub const METRICS: &str = "metrics";
+    /// `GET /` and `GET /ui/{file}`.
+    pub const UI: &str = "ui";
+    /// `GET /openapi.json`.
+    pub const OPENAPI: &str = "openapi";
+    /// Anything warp rejected (unknown route, wrong method, bad query).
+    pub const NOT_FOUND: &str = "not_found";
+    /// Every value, for tests and the monitoring lint.
+    pub const ALL: &[&str] = &[SUBMIT, GENERATE, JOB_GET, JOB_WAIT, JOB_DELETE, JOB_IMAGE, HEALTHZ, READYZ, METRICS, UI, OPENAPI, NOT_FOUND];
+}
+
 /// Bounded label values for `reason` of rejected requests.
 pub mod reason {
     /// Invalid request (400/413/415/422).

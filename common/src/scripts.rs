@@ -53,6 +53,10 @@ pub struct Scripts {
     pub outbox_result: Lua,
     /// Fail the job of an entry that disappeared from the stream.
     pub lost: Lua,
+    /// Set one field of a job hash only if the hash still exists.
+    pub note_error: Lua,
+    /// Re-enqueue a dead-lettered job and remove its dead-letter entry (`couplet-api dlq replay`).
+    pub replay: Lua,
 }
 
 /// The scripts, parsed once per process.
@@ -67,13 +71,15 @@ pub fn scripts() -> &'static Scripts {
         outbox_claim: Lua::new(include_str!("scripts/outbox_claim.lua")),
         outbox_result: Lua::new(include_str!("scripts/outbox_result.lua")),
         lost: Lua::new(include_str!("scripts/lost.lua")),
+        note_error: Lua::new(include_str!("scripts/note_error.lua")),
+        replay: Lua::new(include_str!("scripts/replay.lua")),
     })
 }
 
 /// Loads every script into Redis's script cache.
 pub async fn load_all<C: redis::aio::ConnectionLike>(con: &mut C) -> redis::RedisResult<()> {
     let s = scripts();
-    for l in [&s.submit, &s.start, &s.complete, &s.cancel, &s.auth_rate, &s.outbox_claim, &s.outbox_result, &s.lost] {
+    for l in [&s.submit, &s.start, &s.complete, &s.cancel, &s.auth_rate, &s.outbox_claim, &s.outbox_result, &s.lost, &s.note_error, &s.replay] {
         l.script.prepare_invoke().load_async(con).await?;
     }
     Ok(())

@@ -4,7 +4,9 @@
 //! Only `http`/`https` URLs whose every resolved address is public pass.
 //! Loopback, private, link-local (cloud metadata), unique-local, CGNAT,
 //! multicast, documentation, unspecified and IPv4-mapped forms of these are
-//! refused, unless the address or host name is in the operator's allowlist
+//! refused, and so are the IPv4-in-IPv6 tunnel ranges whose relays could
+//! carry the request into IPv4 space we cannot see (6to4 `2002::/16` and its
+//! IPv4 relay anycast `192.88.99.0/24`, Teredo `2001::/32`), unless the address or host name is in the operator's allowlist
 //! (`WEBHOOK_ALLOWLIST`: comma-separated CIDRs and host names). Odd IP
 //! spellings (decimal `2130706433`, hex `0x7f.1`) are normalised by the URL
 //! parser before the check, so they cannot slip past.
@@ -77,6 +79,8 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (seg0 & 0xffc0) == 0xfec0 // site local (deprecated)
                 || seg0 == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
                 || seg0 == 0x0064 && v6.segments()[1] == 0xff9b // NAT64 can reach v4 private space
+                || seg0 == 0x2002 // 6to4 2002::/16 embeds any v4 address, private ones included
+                || seg0 == 0x2001 && v6.segments()[1] == 0x0000 // Teredo 2001::/32 (only this /32 of 2001::/16)
                 || v6.segments()[..6] == [0, 0, 0, 0, 0, 0]) // v4-compatible ::a.b.c.d
         }
     }
@@ -95,6 +99,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (o[0] == 100 && (64..128).contains(&o[1])) // CGNAT 100.64/10
         || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
         || (o[0] == 198 && (o[1] == 18 || o[1] == 19)) // benchmarking
+        || (o[0] == 192 && o[1] == 88 && o[2] == 99) // 6to4 relay anycast 192.88.99.0/24 (deprecated)
         || o[0] >= 240) // reserved
 }
 
@@ -169,6 +174,36 @@ mod tests {
             assert!(refused(u).await, "{u} must be refused");
         }
         assert!(!refused("http://93.184.216.34/hook").await);
+    }
+
+    #[test]
+    fn tunnel_ranges_are_refused_but_their_neighbours_are_public() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("test address parses");
+        for a in [
+            "2002:7f00:1::1",        // 6to4 of 127.0.0.1
+            "2002:0a00:0001::1",     // 6to4 of 10.0.0.1
+            "2002::",                // start of 2002::/16
+            "2002:ffff:ffff::1",     // end of 2002::/16
+            "2001:0:4136:e378::1",   // Teredo
+            "2001::1",               // start of 2001::/32
+            "2001:0:ffff:ffff::1",   // end of 2001::/32
+            "192.88.99.1",           // 6to4 relay anycast
+            "192.88.99.255",
+            "::ffff:192.88.99.1",    // its v4-mapped form
+        ] {
+            assert!(!is_public(ip(a)), "{a} must be refused");
+        }
+        for a in [
+            "2001:1::1",             // 2001:1::/32 is not Teredo
+            "2001:4860:4860::8888",  // real unicast in 2001::/16
+            "2003::1",               // next to 2002::/16
+            "2001:db9::1",           // next to documentation
+            "192.88.98.1",           // next to 192.88.99.0/24
+            "192.88.100.1",
+        ] {
+            assert!(is_public(ip(a)), "{a} is public");
+        }
+        assert!(!is_public(ip("2001:db8::1")), "documentation stays refused");
     }
 
     #[tokio::test]

@@ -184,6 +184,16 @@ impl Stack {
         self.wait_ready(&format!("http://127.0.0.1:{p}/readyz")).await;
     }
 
+    /// Starts one more worker (index returned); waits until it is ready.
+    pub async fn add_worker(&mut self) -> usize {
+        let i = self.workers.len();
+        let (c, p) = self.spawn_worker_process(i);
+        self.workers.push(Some(c));
+        self.worker_ports.push(p);
+        self.wait_ready(&format!("http://127.0.0.1:{p}/readyz")).await;
+        i
+    }
+
     /// SIGKILLs worker `i`.
     pub fn kill_worker(&mut self, i: usize) {
         if let Some(mut c) = self.workers[i].take() {

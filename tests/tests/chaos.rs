@@ -112,6 +112,9 @@ async fn sigkill_workers_repeatedly_and_every_job_succeeds_exactly_once() {
     }
     eprintln!("{n} jobs succeeded exactly once in {:?}; {kills} kills; {retried} jobs ran more than once", t0.elapsed());
     assert!(kills >= 3, "the run ended before the chaos really started ({kills} kills)");
+    // Kills mid-batch must have left entries for other workers to reclaim; a run
+    // where nothing was ever retried did not test reclaiming at all.
+    assert!(retried > 0, "{kills} kills but no job ran more than once: no entry was reclaimed");
     // A sample of results still satisfies the rules after all the reclaiming.
     for id in ids.iter().step_by((n as usize / 20).max(1)) {
         assert_valid_couplet(&s.job(id, None).await.1);

@@ -715,3 +715,153 @@ async fn a_slow_receiver_does_not_slow_job_processing() {
     let last = hits.iter().map(|h| h.at).max().unwrap();
     assert!(last - first < Duration::from_secs(3), "deliveries were serialised: arrivals spread over {:?}", last - first);
 }
+
+// ---------------------------------------------------------------------------
+// Hardening: per-key queue quota, failed-auth brake, webhook fairness,
+// dead-letter hygiene, the worker's secret check.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_queue_quota_is_per_key_and_freed_when_jobs_finish() {
+    let mut s = Stack::start(StackOptions::default().api("AUTH_MODE", "required").api("MAX_BACKLOG_PER_KEY", "2")).await;
+    s.kill_worker(0);
+    let (a_id, a, _) = s.create_key("a", "100/s", 100);
+    let (_, b, _) = s.create_key("b", "100/s", 100);
+    for i in 0..2u64 {
+        submit_as(&s, Some(&a), theme_body("春", "classic", 5, i)).await;
+    }
+    let r = req(&s, reqwest::Method::POST, "/v1/couplets", Some(&a)).json(&theme_body("春", "classic", 5, 9)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().get("retry-after").is_some(), "429 carries Retry-After");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "queue_quota", "{v}");
+    // Another tenant is not affected by a's full quota.
+    let b_job = submit_as(&s, Some(&b), theme_body("春", "classic", 5, 1)).await;
+    // The per-key backlog key expires (cannot leak) and counts a's two jobs.
+    let mut c = s.redis().await;
+    let backlog = format!("{}backlog:{a_id}", s.prefix);
+    let (n, ttl): (u64, i64) = redis::pipe().cmd("ZCARD").arg(&backlog).cmd("TTL").arg(&backlog).query_async(&mut c).await.unwrap();
+    assert_eq!(n, 2);
+    assert!(ttl > 0, "backlog key has a TTL: {ttl}");
+    // Once the jobs finish, a may submit again: each left the backlog.
+    s.respawn_worker(0).await;
+    wait_job(&s, Some(&b), &b_job, Duration::from_secs(60), "final", is_final).await;
+    let t0 = Instant::now();
+    loop {
+        let n: u64 = redis::cmd("ZCARD").arg(&backlog).query_async(&mut c).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "a's jobs never left its backlog ({n} left)");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in 0..2u64 {
+        submit_as(&s, Some(&a), theme_body("春", "classic", 5, 20 + i)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_keys_are_braked_per_ip_before_redis_and_other_clients_are_not() {
+    let s = Stack::start(StackOptions::default().workers(0).api("AUTH_MODE", "required").api("AUTH_FAILURES_PER_IP", "5")).await;
+    let (_, good, _) = s.create_key("good", "100/s", 100);
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let (st, v) = send(req(&s, reqwest::Method::GET, "/v1/jobs/nope", Some(&format!("bad-{i}")))).await;
+        statuses.push((st, v["error"]["type"].as_str().unwrap_or_default().to_string()));
+    }
+    let unauthorized = statuses.iter().filter(|(st, t)| *st == 401 && t == "unauthorized").count();
+    let limited = statuses.iter().filter(|(st, t)| *st == 429 && t == "rate_limited").count();
+    assert!(unauthorized >= 5 && limited >= 10 && unauthorized + limited == 20, "{statuses:?}");
+    assert_eq!(statuses[0].0, 401, "{statuses:?}");
+    // A client on another address with a good key goes through at once.
+    let other = reqwest::Client::builder().local_address(Some("127.0.0.2".parse().unwrap())).build().unwrap();
+    let r = other.get(format!("{}/v1/jobs/nope", s.base())).bearer_auth(&good).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404, "good key from another IP is authorized");
+    // The braked IP recovers after its one-second window.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (st, _) = send(req(&s, reqwest::Method::GET, "/v1/jobs/nope", Some(&good))).await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_receiver_cannot_take_every_webhook_slot() {
+    let slow = Receiver::start(|_| Answer::Status(200, Duration::from_secs(2), Vec::new())).await;
+    let fast = Receiver::start(|_| ok()).await;
+    let s = Stack::start(StackOptions::default().worker("WEBHOOK_CONCURRENCY", "4").worker("WEBHOOK_PER_HOST_CONCURRENCY", "2")).await;
+    let mut slow_ids = Vec::new();
+    for i in 0..12u64 {
+        slow_ids.push(s.submit_ok(with_callback(theme_body("春", "classic", 5, 300 + i), &slow.url())).await);
+    }
+    // Let the slow deliveries claim the dispatcher first.
+    wait_job(&s, None, &slow_ids[11], Duration::from_secs(60), "final", is_final).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t0 = Instant::now();
+    let mut fast_ids = Vec::new();
+    for i in 0..3u64 {
+        fast_ids.push(s.submit_ok(with_callback(theme_body("春", "classic", 5, 400 + i), &fast.url())).await);
+    }
+    for id in &fast_ids {
+        wait_webhook(&s, None, id, "delivered", Duration::from_secs(30)).await;
+    }
+    let fast_done = t0.elapsed();
+    let slow_answered = slow.hits().iter().filter(|h| h.answered.is_some()).count();
+    eprintln!("fast deliveries done in {fast_done:?}; {slow_answered}/12 slow ones answered by then");
+    // Without per-host limits the 12 slow deliveries fill all 4 slots for 6 s.
+    assert!(fast_done < Duration::from_millis(2500), "fast receiver waited {fast_done:?} behind a slow one");
+    assert!(slow_answered < 12, "the fast ones should finish well before the slow ones");
+    for id in &slow_ids {
+        wait_webhook(&s, None, id, "delivered", Duration::from_secs(40)).await;
+    }
+    assert_eq!(slow.hits().len(), 12, "deferring is not an attempt: one hit per job");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dead_letters_carry_no_callback_url_and_expire() {
+    let rx = Receiver::start(|_| ok()).await;
+    let mut s = Stack::start(StackOptions::default().worker("DEAD_LETTER_TTL_S", "3")).await;
+    s.kill_worker(0);
+    let mut c = s.redis().await;
+    let dead = format!("{}dead", s.prefix);
+    // An entry from 10 s ago is past the TTL and goes at the first trim.
+    let old_id = format!("{}-0", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() - 10_000);
+    let _: String = redis::cmd("XADD").arg(&dead).arg(&old_id).arg("job").arg("old").query_async(&mut c).await.unwrap();
+    let seed: u64 = 18_446_744_073_709_551_000;
+    let id = s.submit_ok(with_callback(theme_body("春", "classic", 5, seed), &format!("{}&secret=tok", rx.url()))).await;
+    // Exhaust its attempts so the worker dead-letters it on first sight.
+    let _: () = redis::cmd("HSET").arg(format!("{}job:{id}", s.prefix)).arg("attempts").arg(99).query_async(&mut c).await.unwrap();
+    s.respawn_worker(0).await;
+    let v = wait_job(&s, None, &id, Duration::from_secs(30), "final", is_final).await;
+    assert_eq!(v["status"], "failed", "{v}");
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE").arg(&dead).arg("-").arg("+").query_async(&mut c).await.unwrap();
+    let mine = entries.ids.iter().find(|e| e.get::<String>("job").as_deref() == Some(id.as_str())).expect("dead-letter entry");
+    let request: String = mine.get("request").unwrap();
+    assert!(!request.contains("tok") && !request.contains("hook"), "callback URL kept in the DLQ: {request}");
+    let r: Value = serde_json::from_str(&request).unwrap();
+    assert!(r["callback_url"].is_null(), "{r}");
+    assert_eq!(r["seed"].as_u64(), Some(seed), "the rest of the request is intact: {request}");
+    assert!(entries.ids.iter().all(|e| e.id != old_id), "an entry past DEAD_LETTER_TTL_S was not trimmed");
+    // And the new one goes once it is older than the TTL.
+    let t0 = Instant::now();
+    loop {
+        let n: u64 = redis::cmd("XLEN").arg(&dead).query_async(&mut c).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "dead-letter entries kept past their TTL");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn a_worker_refuses_to_sign_with_the_development_secret_when_auth_is_required() {
+    let out = std::process::Command::new(bin("couplet-worker"))
+        .env("AUTH_MODE", "required")
+        .env_remove("WEBHOOK_SECRET")
+        .env("METRICS_ADDR", "127.0.0.1:0")
+        .env("REDIS_URL", redis_url())
+        .env("KEY_PREFIX", random_prefix("wsec"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "worker started without WEBHOOK_SECRET under AUTH_MODE=required");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WEBHOOK_SECRET is required"), "{err}");
+}

@@ -268,3 +268,45 @@ async fn fifty_bad_connections_do_not_slow_normal_requests() {
         t.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_never_reads_its_responses_is_dropped_after_the_write_deadline() {
+    let s = Stack::start(StackOptions::default().workers(0).api("WRITE_TIMEOUT_MS", "1000")).await;
+    let one = plain_client().get(format!("{}/openapi.json", s.base())).send().await.unwrap().bytes().await.unwrap().len();
+    // Enough pipelined requests that their responses overflow every socket buffer.
+    let n = (64 * 1024 * 1024 / one.max(1)).clamp(100, 20_000);
+    let (mut r, mut w) = connect(&s).await.into_split();
+    let head = "GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(n);
+    let writer = tokio::spawn(async move {
+        let _ = w.write_all(head.as_bytes()).await;
+        w
+    });
+    // Do not read for well past the deadline.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (got, end, _) = read_to_close(&mut r, Duration::from_secs(20)).await;
+    writer.abort();
+    eprintln!("{n} responses of {one} bytes requested; {} bytes arrived before the close", got.len());
+    assert_eq!(end, End::Closed, "the stalled connection was not closed");
+    assert!(got.len() < n * one / 2, "the server kept writing to a client that did not read ({} of {} bytes)", got.len(), n * one);
+    // The server itself is fine.
+    normal_round_trip(&s, &plain_client()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_beyond_max_connections_wait_until_one_closes() {
+    let s = Stack::start(StackOptions::default().workers(0).api("MAX_CONNECTIONS", "2")).await;
+    // The readiness probe's pooled connection closes after the client's 5 s idle timeout.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let held1 = connect(&s).await;
+    let held2 = connect(&s).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(1)).build().unwrap();
+    let r = client.get(format!("{}/healthz", s.base())).send().await;
+    assert!(r.is_err(), "a third connection was served while two were open: {:?}", r.map(|r| r.status()));
+    drop(held1);
+    let t0 = Instant::now();
+    let r = plain_client().get(format!("{}/healthz", s.base())).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(t0.elapsed() < Duration::from_secs(3), "waited {:?} after a slot freed", t0.elapsed());
+    drop(held2);
+}

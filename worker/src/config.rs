@@ -90,6 +90,14 @@ pub struct RunArgs {
     /// Dead-letter stream cap (approximate MAXLEN).
     #[arg(long, env = "DEAD_LETTER_MAXLEN", default_value_t = 100_000)]
     pub dead_letter_maxlen: u64,
+    /// Dead-letter entries older than this are dropped (the worker trims the stream by age
+    /// every minute, or every TTL/2 when shorter), in seconds; at least 1.
+    #[arg(long, env = "DEAD_LETTER_TTL_S", default_value_t = 7 * 86_400)]
+    pub dead_letter_ttl_s: u64,
+    /// The deployment's auth mode (as the API's): with `required`, a dispatcher needs
+    /// WEBHOOK_SECRET and refuses to start without one instead of signing with the public development secret.
+    #[arg(long, env = "AUTH_MODE", default_value = "off", value_parser = ["off", "required"])]
+    pub auth_mode: String,
     /// Run the webhook dispatcher in this process.
     #[arg(long, env = "WEBHOOK_DISPATCHER", default_value_t = true, action = clap::ArgAction::Set)]
     pub webhook_dispatcher: bool,
@@ -108,6 +116,12 @@ pub struct RunArgs {
     /// Most webhook deliveries in flight at once.
     #[arg(long, env = "WEBHOOK_CONCURRENCY", default_value_t = 32)]
     pub webhook_concurrency: usize,
+    /// Most deliveries in flight at once to one receiver (scheme, host and port); others for it wait.
+    #[arg(long, env = "WEBHOOK_PER_HOST_CONCURRENCY", default_value_t = 4)]
+    pub webhook_per_host_concurrency: usize,
+    /// Most deliveries in flight at once for one API key's jobs; others for it wait.
+    #[arg(long, env = "WEBHOOK_PER_KEY_CONCURRENCY", default_value_t = 8)]
+    pub webhook_per_key_concurrency: usize,
 }
 
 /// Arguments of `generate`.
@@ -190,6 +204,8 @@ pub struct WorkerConfig {
     pub shutdown_timeout: Duration,
     /// Dead-letter cap.
     pub dead_letter_maxlen: u64,
+    /// Age after which dead-letter entries are trimmed.
+    pub dead_letter_ttl: Duration,
     /// Webhook settings, when the dispatcher runs here.
     pub webhooks: Option<WebhookConfig>,
 }
@@ -207,6 +223,10 @@ pub struct WebhookConfig {
     pub schedule: Vec<Duration>,
     /// Concurrency bound.
     pub concurrency: usize,
+    /// Concurrency bound per receiver origin.
+    pub per_host: usize,
+    /// Concurrency bound per owner (API key).
+    pub per_key: usize,
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h` (bare numbers are ms).
@@ -242,6 +262,9 @@ impl RunArgs {
         if self.lost_sweep_interval_ms < 100 {
             return Err("LOST_SWEEP_INTERVAL_MS must be at least 100".into());
         }
+        if self.dead_letter_ttl_s == 0 {
+            return Err("DEAD_LETTER_TTL_S must be at least 1".into());
+        }
         let metrics_addr = self.metrics_addr.parse().map_err(|e| format!("METRICS_ADDR `{}`: {e}", self.metrics_addr))?;
         let consumer = self.worker_id.clone().unwrap_or_else(default_worker_id);
         let webhooks = if self.webhook_dispatcher {
@@ -262,6 +285,12 @@ impl RunArgs {
                     }
                     s.clone()
                 }
+                _ if self.auth_mode == "required" => {
+                    return Err("WEBHOOK_SECRET is required with AUTH_MODE=required: without it, webhooks of jobs that carry no per-key secret \
+                                would be signed with the public development secret. Set WEBHOOK_SECRET=whsec_$(openssl rand -base64 32), \
+                                or WEBHOOK_DISPATCHER=false on workers that do not deliver webhooks"
+                        .into());
+                }
                 _ => {
                     tracing::warn!("WEBHOOK_SECRET is not set: webhooks of jobs without a per-key secret are signed with an insecure development secret");
                     INSECURE_DEV_SECRET.to_string()
@@ -273,6 +302,8 @@ impl RunArgs {
                 timeout: Duration::from_millis(self.webhook_timeout_ms.max(100)),
                 schedule,
                 concurrency: self.webhook_concurrency.max(1),
+                per_host: self.webhook_per_host_concurrency.max(1),
+                per_key: self.webhook_per_key_concurrency.max(1),
             })
         } else {
             None
@@ -289,6 +320,7 @@ impl RunArgs {
             max_attempts: self.max_attempts,
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             dead_letter_maxlen: self.dead_letter_maxlen,
+            dead_letter_ttl: Duration::from_secs(self.dead_letter_ttl_s),
             webhooks,
         })
     }
@@ -313,5 +345,22 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    fn args(env: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(std::iter::once("couplet-worker").chain(env.iter().copied())).expect("arguments parse");
+        cli.run
+    }
+
+    #[test]
+    fn required_auth_needs_a_webhook_secret() {
+        let e = args(&["--auth-mode", "required"]).validate().expect_err("no secret with AUTH_MODE=required");
+        assert!(e.contains("WEBHOOK_SECRET is required"), "{e}");
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let ok = args(&["--auth-mode", "required", "--webhook-secret", secret]).validate().expect("secret given");
+        assert_eq!(ok.webhooks.map(|w| w.secret).as_deref(), Some(secret));
+        assert!(args(&["--auth-mode", "required", "--webhook-dispatcher", "false"]).validate().is_ok());
+        // Local development (scripts/run.sh) keeps the development secret.
+        assert!(args(&[]).validate().is_ok());
     }
 }

@@ -3,7 +3,8 @@
 //! entry, run one inference call on a blocking thread, then store every
 //! result and acknowledge in one round trip. Stops reading on shutdown and
 //! finishes the batch in hand, so a SIGTERM leaves nothing pending. Between
-//! batches it also runs the bounded sweep for vanished entries ([`crate::lost`]).
+//! batches it also runs the bounded sweep for vanished entries ([`crate::lost`])
+//! and trims the dead-letter stream by age (`DEAD_LETTER_TTL_S`).
 
 use crate::config::WorkerConfig;
 use crate::lost::Lost;
@@ -39,6 +40,8 @@ impl Consumer {
         let reclaim_every = (self.cfg.visibility_timeout / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
         let mut last_reclaim = Instant::now() - reclaim_every;
         let mut last_cleanup = Instant::now();
+        let trim_every = (self.cfg.dead_letter_ttl / 2).clamp(Duration::from_millis(500), Duration::from_secs(60));
+        let mut last_trim = Instant::now() - trim_every;
         while !shutdown.is_cancelled() {
             let res = self.one_batch(&shutdown, &mut last_reclaim, reclaim_every).await;
             match res {
@@ -57,6 +60,14 @@ impl Consumer {
                 match lost.sweep().await {
                     Ok(n) => self.count_lost(n),
                     Err(e) => tracing::warn!(error = %e, "lost-entry sweep failed; retrying next interval"),
+                }
+            }
+            if last_trim.elapsed() >= trim_every {
+                last_trim = Instant::now();
+                match self.queue.trim_dead_letters(self.cfg.dead_letter_ttl).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "dropped dead-letter entries past DEAD_LETTER_TTL_S"),
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "dead-letter trim failed; retrying next interval"),
                 }
             }
             if last_cleanup.elapsed() > Duration::from_secs(30) {

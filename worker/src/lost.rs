@@ -102,12 +102,23 @@ impl Lost {
         let keys = self.queue.keys();
         let (stream, index, outbox, done) = (keys.stream(), keys.entries(), keys.outbox(), keys.done_channel());
         let now = now_ms();
+        // The owners name the backlog keys the script removes the jobs from (an
+        // expired job has none; its backlog member ages out on its own).
+        let owners: Vec<Option<String>> = {
+            let mut pipe = redis::pipe();
+            for (_, job) in pairs {
+                pipe.hget(keys.job(job), "owner");
+            }
+            let mut c = self.queue.pool().get().await?;
+            pipe.query_async(&mut *c).await?
+        };
         let mut pipe = redis::pipe();
-        for (entry, job) in pairs {
+        for ((entry, job), owner) in pairs.iter().zip(&owners) {
+            let backlog = keys.backlog(owner.as_deref().unwrap_or_default());
             pipe.add_command(
                 scripts()
                     .lost
-                    .evalsha(&[&keys.job(job), &stream, &index, &outbox])
+                    .evalsha(&[&keys.job(job), &stream, &index, &outbox, &backlog])
                     .arg(entry)
                     .arg(job)
                     .arg(GROUP)

@@ -39,6 +39,9 @@ pub struct Entry {
     pub req: String,
     /// Enqueue time, ms since epoch.
     pub enqueued_ms: i64,
+    /// Owner (tenant) of the job, whose backlog the job leaves when settled
+    /// ("" for entries written before the per-key quota: never counted).
+    pub owner: String,
 }
 
 /// What the start script decided for an entry.
@@ -89,6 +92,7 @@ fn entry_of(s: &StreamId) -> Option<Entry> {
         job_id: s.get::<String>("job")?,
         req: s.get::<String>("req").unwrap_or_default(),
         enqueued_ms: s.get::<String>("t").and_then(|t| t.parse().ok()).unwrap_or_else(now_ms),
+        owner: s.get::<String>("o").unwrap_or_default(),
     })
 }
 
@@ -194,10 +198,10 @@ impl Queue {
         let (stream, dead, outbox, done, index) =
             (self.keys.stream(), self.keys.dead_letter(), self.keys.outbox(), self.keys.done_channel(), self.keys.entries());
         for e in entries {
-            let job = self.keys.job(&e.job_id);
+            let (job, backlog) = (self.keys.job(&e.job_id), self.keys.backlog(&e.owner));
             pipe.add_command(
                 s.start
-                    .evalsha(&[&job, &stream, &dead, &outbox, &index])
+                    .evalsha(&[&job, &stream, &dead, &outbox, &index, &backlog])
                     .arg(&e.entry_id)
                     .arg(GROUP)
                     .arg(now)
@@ -232,14 +236,14 @@ impl Queue {
         let (stream, outbox, channel, index) = (self.keys.stream(), self.keys.outbox(), self.keys.done_channel(), self.keys.entries());
         let mut pipe = redis::pipe();
         for (e, o) in done {
-            let job = self.keys.job(&e.job_id);
+            let (job, backlog) = (self.keys.job(&e.job_id), self.keys.backlog(&e.owner));
             let (status, field, json) = match o {
                 Outcome::Succeeded(r) => ("succeeded", "result", serde_json::to_string(r)),
                 Outcome::Failed(err) => ("failed", "error", serde_json::to_string(err)),
             };
             pipe.add_command(
                 s.complete
-                    .evalsha(&[&job, &stream, &outbox, &index])
+                    .evalsha(&[&job, &stream, &outbox, &index, &backlog])
                     .arg(&e.entry_id)
                     .arg(GROUP)
                     .arg(status)
@@ -257,14 +261,25 @@ impl Queue {
     }
 
     /// Records a transient failure on each job; entries stay pending and are retried after the visibility timeout.
+    /// Only existing job hashes are written (`note_error.lua`): a plain HSET would
+    /// recreate an expired job as a hash without a TTL.
     pub async fn record_error(&self, entries: &[Entry], message: &str) -> Result<(), QueueError> {
         let mut pipe = redis::pipe();
         for e in entries {
-            pipe.hset(self.keys.job(&e.job_id), "last_error", message).ignore();
+            pipe.add_command(scripts().note_error.evalsha(&[&self.keys.job(&e.job_id)]).arg("last_error").arg(message).to_owned()).ignore();
         }
         let mut c = self.pool.get().await?;
-        pipe.query_async::<()>(&mut *c).await?;
+        pipeline_with_reload::<_, ()>(&mut *c, &pipe).await?;
         Ok(())
+    }
+
+    /// Drops dead-letter entries older than `ttl` (stream ids are ms
+    /// timestamps, so `XTRIM MINID` is an age trim); returns how many went.
+    pub async fn trim_dead_letters(&self, ttl: Duration) -> Result<u64, QueueError> {
+        let min_id = (now_ms() as u128).saturating_sub(ttl.as_millis());
+        let mut c = self.pool.get().await?;
+        let n: u64 = redis::cmd("XTRIM").arg(self.keys.dead_letter()).arg("MINID").arg(min_id as u64).query_async(&mut *c).await?;
+        Ok(n)
     }
 
     /// Deletes consumers idle longer than `idle` that hold no pending entries (dead workers).

@@ -9,6 +9,17 @@
 //! retry of one delivery carries the same dedupe key. Deliveries run in their
 //! own tasks, so a slow receiver holds one concurrency slot, never the
 //! consumer.
+//!
+//! Fairness: beside the global `WEBHOOK_CONCURRENCY`, this process lets at
+//! most `WEBHOOK_PER_HOST_CONCURRENCY` deliveries run to one receiver origin
+//! (scheme, host, port) and `WEBHOOK_PER_KEY_CONCURRENCY` for one owner's
+//! jobs. A claimed delivery whose origin or owner is at its limit is not
+//! attempted: its lease is shortened to [`DEFER`] (plus jitter) and its slot
+//! freed at once, so one slow receiver cannot occupy every slot while other
+//! receivers wait. The limits are per dispatcher process.
+//!
+//! The HTTP client never uses a proxy (`no_proxy`): a proxy would resolve the
+//! host again and undo the SSRF check's address pinning.
 
 use crate::config::WebhookConfig;
 use common::job::JobView;
@@ -19,10 +30,13 @@ use common::signing::sign;
 use common::redis_pool::Pool;
 use rand::Rng;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+/// How long a delivery deferred by a per-host or per-key limit waits before it is claimed again.
+pub const DEFER: Duration = Duration::from_millis(300);
 
 /// The dispatcher of one worker process.
 #[derive(Clone)]
@@ -31,6 +45,58 @@ pub struct Dispatcher {
     keys: Keys,
     cfg: Arc<WebhookConfig>,
     metrics: WebhookMetrics,
+    busy: Arc<Mutex<Busy>>,
+}
+
+/// In-flight deliveries per receiver origin and per owner.
+#[derive(Default)]
+struct Busy {
+    hosts: HashMap<String, usize>,
+    owners: HashMap<String, usize>,
+}
+
+/// One delivery's place in the per-host and per-key counts; released on drop.
+struct Turn {
+    busy: Arc<Mutex<Busy>>,
+    host: String,
+    owner: String,
+}
+
+fn release(map: &mut HashMap<String, usize>, k: &str) {
+    if let Some(n) = map.get_mut(k) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(k);
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        // A poisoned lock only means a panic mid-update of plain counters; keep counting.
+        let mut b = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        release(&mut b.hosts, &self.host);
+        release(&mut b.owners, &self.owner);
+    }
+}
+
+/// Takes a turn for (host, owner) unless either is at its limit.
+fn take_turn(busy: &Arc<Mutex<Busy>>, host: &str, owner: &str, per_host: usize, per_key: usize) -> Option<Turn> {
+    let mut b = busy.lock().unwrap_or_else(|p| p.into_inner());
+    if b.hosts.get(host).copied().unwrap_or(0) >= per_host || b.owners.get(owner).copied().unwrap_or(0) >= per_key {
+        return None;
+    }
+    *b.hosts.entry(host.to_string()).or_default() += 1;
+    *b.owners.entry(owner.to_string()).or_default() += 1;
+    Some(Turn { busy: busy.clone(), host: host.to_string(), owner: owner.to_string() })
+}
+
+/// The receiver origin a per-host limit counts: scheme, host and port.
+fn origin(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or_default(), u.port_or_known_default().unwrap_or(0)),
+        Err(_) => String::new(),
+    }
 }
 
 /// Why one attempt failed (goes to `webhook.last_error`; never contains secrets).
@@ -47,7 +113,7 @@ enum AttemptError {
 impl Dispatcher {
     /// A dispatcher over the outbox of `keys`.
     pub fn new(pool: Pool, keys: Keys, cfg: WebhookConfig, metrics: WebhookMetrics) -> Self {
-        Dispatcher { pool, keys, cfg: Arc::new(cfg), metrics }
+        Dispatcher { pool, keys, cfg: Arc::new(cfg), metrics, busy: Arc::default() }
     }
 
     fn lease(&self) -> Duration {
@@ -113,6 +179,10 @@ impl Dispatcher {
             let _ = self.record(job_id, "delivered", "no callback").await;
             return;
         };
+        let owner = hash.get("owner").cloned().unwrap_or_default();
+        let Some(_turn) = take_turn(&self.busy, &origin(&url), &owner, self.cfg.per_host, self.cfg.per_key) else {
+            return self.defer(job_id).await;
+        };
         let secret = hash.get("wh_secret").cloned().unwrap_or_else(|| self.cfg.secret.clone());
         let finished_ms: i64 = hash.get("finished_at").and_then(|v| v.parse().ok()).unwrap_or(0);
         let attempts_so_far: usize = hash.get("wh_attempts").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -148,6 +218,19 @@ impl Dispatcher {
         }
     }
 
+    /// Moves a leased delivery's next claim to shortly from now, without counting an attempt.
+    async fn defer(&self, job_id: &str) {
+        let jitter = rand::rng().random_range(0..DEFER.as_millis() as u64);
+        let at = common::job::now_ms() as u64 + DEFER.as_millis() as u64 + jitter;
+        let res = match self.pool.get().await {
+            Ok(mut c) => redis::cmd("ZADD").arg(self.keys.outbox()).arg("XX").arg(at).arg(job_id).query_async::<i64>(&mut *c).await.map(|_| ()),
+            Err(e) => Err(redis::RedisError::from(std::io::Error::other(e.to_string()))),
+        };
+        if let Err(e) = res {
+            tracing::debug!(error = %e, "could not defer a webhook delivery; its lease will run out instead");
+        }
+    }
+
     async fn attempt(&self, url: &str, job_id: &str, body: &[u8], secret: &str) -> Result<(), AttemptError> {
         let parsed = url::Url::parse(url).map_err(|e| AttemptError::Refused(e.to_string()))?;
         let addrs = common::ssrf::check(&parsed, &self.cfg.allowlist).await.map_err(|e| AttemptError::Refused(e.to_string()))?;
@@ -155,6 +238,7 @@ impl Dispatcher {
         // Connect only to the addresses just checked: no second DNS lookup to rebind.
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .timeout(self.cfg.timeout)
             .resolve_to_addrs(&host, &addrs)
             .build()
@@ -213,3 +297,31 @@ fn without_url(e: &reqwest::Error) -> String {
     kind.to_string()
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_are_limited_per_host_and_per_owner_and_released_on_drop() {
+        let busy = Arc::new(Mutex::new(Busy::default()));
+        let a1 = take_turn(&busy, "h1", "k1", 2, 3).expect("first");
+        let a2 = take_turn(&busy, "h1", "k1", 2, 3).expect("second");
+        assert!(take_turn(&busy, "h1", "k2", 2, 3).is_none(), "host h1 is at its limit");
+        let b1 = take_turn(&busy, "h2", "k1", 2, 3).expect("another host, same owner");
+        assert!(take_turn(&busy, "h3", "k1", 2, 3).is_none(), "owner k1 is at its limit");
+        assert!(take_turn(&busy, "h3", "k2", 2, 3).is_some(), "other hosts and owners are unaffected");
+        drop(a1);
+        assert!(take_turn(&busy, "h1", "k2", 2, 3).is_some(), "a released turn frees the host");
+        drop((a2, b1));
+        let b = busy.lock().expect("lock");
+        assert!(b.hosts.is_empty() && b.owners.is_empty(), "counts return to zero");
+    }
+
+    #[test]
+    fn origins_include_scheme_host_and_port() {
+        assert_eq!(origin("http://127.0.0.1:8080/a?b"), "http://127.0.0.1:8080");
+        assert_eq!(origin("https://Example.com/x"), "https://example.com:443");
+        assert_ne!(origin("http://127.0.0.1:1/"), origin("http://127.0.0.1:2/"));
+    }
+}

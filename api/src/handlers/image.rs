@@ -2,7 +2,9 @@
 //! pixel art by `common::render`, on a blocking thread (never on the async
 //! runtime). Deterministic bytes, so the ETag is a hash of what determines
 //! them (candidate, its text, style, layout, scale) and `If-None-Match`
-//! answers 304.
+//! answers 304. Renders go through [`crate::renders`]: a bounded number at
+//! once (503 `overloaded` when all stay busy) and a small cache keyed by the
+//! ETag input, so repeated requests for one image draw it once.
 //!
 //! `?candidate=N` picks one of the job's ranked couplets, 0-based (0, the
 //! default, is the best and equals the top-level result). An index that is not
@@ -83,19 +85,20 @@ pub async fn get(
     };
     let chosen = result.candidate(index).ok_or_else(|| ApiError::BadQuery(candidate_hint(Some(result.candidates.len().max(1)))))?;
     let couplet_style = result.style;
+    let etag_input = format!(
+        "{index}|{}|{}|{}|{}|{}|{:?}|{}|{}",
+        chosen.upper,
+        chosen.lower,
+        chosen.hengpi,
+        couplet_style,
+        opts.layout.as_str(),
+        format,
+        opts.scale,
+        opts.fu
+    );
     let etag = {
         let mut h = Sha256::new();
-        h.update(format!(
-            "{index}|{}|{}|{}|{}|{}|{:?}|{}|{}",
-            chosen.upper,
-            chosen.lower,
-            chosen.hengpi,
-            couplet_style,
-            opts.layout.as_str(),
-            format,
-            opts.scale,
-            opts.fu
-        ));
+        h.update(etag_input.as_bytes());
         format!("\"{}\"", &hex::encode(h.finalize())[..32])
     };
     let style = Some(couplet_style);
@@ -104,18 +107,18 @@ pub async fn get(
         r.headers_mut().insert("etag", HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")));
         return Ok(Handled { response: r, style });
     }
-    let rendered = tokio::task::spawn_blocking(move || {
-        let text = CoupletText { upper: &chosen.upper, lower: &chosen.lower, hengpi: &chosen.hengpi, style: couplet_style };
-        match format {
-            Format::Png => render_png(&text, &opts).map(|b| (b, "image/png")),
-            Format::Svg => render_svg(&text, &opts).map(|s| (s.into_bytes(), "image/svg+xml")),
-        }
-    })
-    .await
-    .map_err(|_| ApiError::Render("rendering failed".into()))?
-    .map_err(|e| ApiError::Render(e.to_string()))?;
-    let (bytes, ctype) = rendered;
-    let mut r = warp::reply::with_status(bytes, StatusCode::OK).into_response();
+    let (bytes, ctype) = state
+        .renders
+        .get_or_render(&etag, move || {
+            let text = CoupletText { upper: &chosen.upper, lower: &chosen.lower, hengpi: &chosen.hengpi, style: couplet_style };
+            match format {
+                Format::Png => render_png(&text, &opts).map(|b| (b, "image/png")),
+                Format::Svg => render_svg(&text, &opts).map(|s| (s.into_bytes(), "image/svg+xml")),
+            }
+            .map_err(|e| e.to_string())
+        })
+        .await?;
+    let mut r = warp::reply::Response::new(bytes.into());
     let h = r.headers_mut();
     h.insert("content-type", HeaderValue::from_static(ctype));
     h.insert("cache-control", HeaderValue::from_static("private, max-age=86400, immutable"));

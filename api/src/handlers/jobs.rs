@@ -1,6 +1,8 @@
 //! `GET /v1/jobs/{id}` (with `?wait=N` long-polling on the completion
 //! waiters, never busy-polling Redis) and `DELETE /v1/jobs/{id}` (cancel a
 //! job that has not started). Another tenant's job is always "not found".
+//! A caller past `MAX_WAITS_PER_KEY` held polls gets the job's current state
+//! at once rather than a refusal: the poll stays correct, only not held.
 
 use super::{load_job, Handled};
 use crate::auth::{authorize, Caller};
@@ -30,12 +32,31 @@ pub fn parse_wait(q: &HashMap<String, String>) -> Result<Duration, ApiError> {
     }
 }
 
-/// Reads a job, waiting up to `wait` for it to become final.
-pub async fn wait_for(state: &AppState, caller: &Caller, id: &str, wait: Duration) -> Result<JobView, ApiError> {
+/// Whether a wait counts against the caller's `MAX_WAITS_PER_KEY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// A `?wait` long poll: past the cap it answers the current state at once.
+    Capped,
+    /// `POST /generate`: always held (see `waiters`).
+    Uncapped,
+}
+
+/// Reads a job, waiting up to `wait` for it to become final. A capped wait past
+/// the caller's `MAX_WAITS_PER_KEY` is not held: it answers the job as it is now.
+pub async fn wait_for(state: &AppState, caller: &Caller, id: &str, wait: Duration, hold: Hold) -> Result<JobView, ApiError> {
     if wait.is_zero() {
         return Ok(load_job(state, caller, id).await?.0);
     }
-    let waiter = state.waiters.register(id);
+    let waiter = match hold {
+        Hold::Uncapped => state.waiters.register_uncapped(id),
+        Hold::Capped => match state.waiters.register(id, &caller.owner) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::debug!(owner = %caller.owner, "{e}: answering without holding");
+                return Ok(load_job(state, caller, id).await?.0);
+            }
+        },
+    };
     let notified = waiter.notify().notified();
     tokio::pin!(notified);
     notified.as_mut().enable();
@@ -51,7 +72,7 @@ pub async fn wait_for(state: &AppState, caller: &Caller, id: &str, wait: Duratio
 pub async fn get(state: AppState, id: String, q: HashMap<String, String>, headers: HeaderMap, addr: Option<SocketAddr>) -> Result<Handled, ApiError> {
     let caller = authorize(&state, &headers, addr).await?;
     let wait = parse_wait(&q)?;
-    let view = wait_for(&state, &caller, &id, wait).await?;
+    let view = wait_for(&state, &caller, &id, wait, Hold::Capped).await?;
     let style = view.request.as_ref().map(|r| r.style);
     let body = serde_json::to_value(&view).unwrap_or_default();
     Ok(Handled::json(StatusCode::OK, &body).with_style(style).with_rate(&caller))

@@ -1,7 +1,11 @@
 //! `POST /v1/couplets`: authenticate, rate-limit, read and validate the body
 //! (same rules and error types as the model library), check the callback URL
 //! against the SSRF policy, then write the job hash and stream entry in one
-//! script call that also applies idempotency and admission control.
+//! script call that also applies idempotency and admission control: the
+//! global backlog (`MAX_BACKLOG`, 503 `overloaded`) and the caller's own
+//! queued-or-running jobs (`MAX_BACKLOG_PER_KEY`, 429 `queue_quota`), so one
+//! tenant cannot fill the queue for everyone. In `AUTH_MODE=off` every caller
+//! is the one tenant `anon` and shares that quota.
 
 use super::Handled;
 use crate::auth::{authorize, Caller};
@@ -66,6 +70,7 @@ where
         .key(state.keys.stream())
         .key(if idem_key.is_empty() { state.keys.idempotency("-", "-") } else { idem_key })
         .key(state.keys.entries())
+        .key(state.keys.backlog(&caller.owner))
         .arg(&id)
         .arg(echo)
         .arg(now_ms())
@@ -77,7 +82,8 @@ where
         .arg(GROUP)
         .arg(if valid.callback_url.is_some() { secret } else { String::new() })
         .arg(if valid.callback_url.is_some() { "1" } else { "0" })
-        .arg(internal);
+        .arg(internal)
+        .arg(state.cfg.max_backlog_per_key);
     let mut c = state.conn().await?;
     let (status, value): (String, String) = inv.invoke_async(&mut *c).await?;
     match status.as_str() {
@@ -87,6 +93,7 @@ where
             Ok(Submitted { id: value, replayed: true, request: valid })
         }
         "conflict" => Err(ApiError::IdempotencyConflict(value)),
+        "quota" => Err(ApiError::QueueQuota(value.parse().unwrap_or(0))),
         _ => Err(ApiError::Overloaded(value.parse().unwrap_or(0))),
     }
 }

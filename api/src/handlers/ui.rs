@@ -23,6 +23,9 @@ fn asset(path: &str) -> Result<Handled, ApiError> {
     }
     h.insert("cache-control", HeaderValue::from_static("no-cache"));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    // No page of the UI may be framed (clickjacking); CSP `frame-ancestors` for
+    // current browsers, X-Frame-Options for old ones.
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     Ok(Handled { response: r, style: None })
 }
 
@@ -32,7 +35,9 @@ pub async fn index() -> Result<Handled, ApiError> {
     h.response.headers_mut().insert("content-type", HeaderValue::from_static("text/html; charset=utf-8"));
     h.response.headers_mut().insert(
         "content-security-policy",
-        HeaderValue::from_static("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'"),
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        ),
     );
     Ok(h)
 }

@@ -5,7 +5,8 @@
 -- the stream, and it must not be pending in any consumer (a worker holding it
 -- already has its data and will complete it; once XAUTOCLAIM reports it
 -- deleted, Redis has dropped it from the PEL and it is lost).
--- KEYS[1] job hash, KEYS[2] stream, KEYS[3] entry index, KEYS[4] outbox
+-- KEYS[1] job hash, KEYS[2] stream, KEYS[3] entry index, KEYS[4] outbox,
+-- KEYS[5] backlog of the job's owner (as the caller read it; the job leaves it here)
 -- ARGV[1] entry id, ARGV[2] job id, ARGV[3] group, ARGV[4] now ms, ARGV[5] done channel
 -- Returns 'present' | 'pending' | 'stale' (index moved on) | 'cleared' (job gone or final) | 'failed'
 if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then
@@ -19,6 +20,7 @@ if ok and #pel > 0 then
   return 'pending'
 end
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[2])
 local st = redis.call('HGET', KEYS[1], 'status')
 if st ~= 'queued' and st ~= 'running' then
   return 'cleared'
