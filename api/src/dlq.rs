@@ -253,6 +253,7 @@ pub async fn purge_older_than<C: ConnectionLike + Send>(con: &mut C, keys: &Keys
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -49,7 +49,7 @@ pub fn state(cfg: ApiConfig) -> Result<AppState, String> {
         metrics: ApiMetrics::new(&registry),
         queue_metrics: QueueMetrics::new(&registry),
         registry,
-        waiters: Waiters::new(0),
+        waiters: Waiters::new(cfg.max_waits_per_key),
         renders: crate::renders::Renders::new(cfg.max_concurrent_renders, cfg.render_cache_entries, cfg.render_cache_bytes),
         auth_failures: crate::auth_failures::AuthFailures::new(cfg.auth_failures_per_ip),
         redis,
