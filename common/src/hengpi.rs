@@ -58,7 +58,10 @@ fn score(p: &Phrase, theme: &[char], style: Style, couplet: &[char]) -> f64 {
     let tag_overlap = p.tags.iter().filter(|c| couplet.contains(c)).count() as f64;
     // Theme characters dominate, then style, then fit with the couplet; repeating
     // the couplet's own characters too much reads badly, so overlap is capped.
-    100.0 * theme_hits + 20.0 * tag_hits + 30.0 * style_hit + 6.0 * overlap.min(2.0) + 4.0 * tag_overlap.min(2.0)
+    // A phrase written for exactly this theme (its tags cover every theme character, e.g. 喜结良缘
+    // for 新婚) beats one that merely shares a character with it (温故知新).
+    let written_for = if !theme.is_empty() && tag_hits as usize == theme.len() { 120.0 } else { 0.0 };
+    100.0 * theme_hits + 20.0 * tag_hits + written_for + 30.0 * style_hit + 6.0 * overlap.min(2.0) + 4.0 * tag_overlap.min(2.0)
 }
 
 /// The phrase that covers most theme characters (ties: style), used before
@@ -109,6 +112,10 @@ mod tests {
         let b = choose(&['春'], &['春'], Style::Festive, &[], &mut r2).expect("a phrase with 春");
         assert!(a.contains('春'));
         assert_eq!(a, b);
+        // A theme with phrases written for it gets one of them, not one that only shares a character.
+        let mut r3 = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let wedding = choose(&[], &['新', '婚'], Style::Family, &[], &mut r3).expect("a phrase");
+        assert!(wedding != "温故知新" && wedding != "万象更新", "{wedding}");
         let best = best_cover(&['龙', '年'], Style::Festive).expect("bank not empty");
         assert!(best.text.contains('龙') || best.text.contains('年'));
     }
