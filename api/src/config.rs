@@ -130,7 +130,7 @@ pub struct ServerArgs {
     #[arg(long, env = "MAX_BACKLOG", default_value_t = 50_000)]
     pub max_backlog: u64,
     /// Jobs one API key may have queued or running at once; beyond it submissions get 429
-    /// `queue_quota` (0 = unlimited). In AUTH_MODE=off all callers are one tenant and share it.
+    /// `queue_quota` (0 = unlimited). Applies to API keys (AUTH_MODE=required); with AUTH_MODE=off there is one tenant and only MAX_BACKLOG applies.
     #[arg(long, env = "MAX_BACKLOG_PER_KEY", default_value_t = 1000)]
     pub max_backlog_per_key: u64,
     /// Hard cap of the job stream's length (queued + in-progress entries): submissions

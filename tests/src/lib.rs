@@ -290,6 +290,21 @@ impl Stack {
         redis::cmd("HGETALL").arg(format!("{}job:{id}", self.prefix)).query_async(&mut c).await.unwrap()
     }
 
+    /// Uses up a queued job's attempts as crashed workers would (MAX_ATTEMPTS is 3), so the
+    /// next worker's start script dead-letters it for real.
+    pub async fn exhaust_attempts(&self, id: &str) {
+        let mut c = self.redis().await;
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{}job:{id}", self.prefix))
+            .arg("attempts")
+            .arg(3)
+            .arg("last_error")
+            .arg("injected by the test")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+
     /// Text of a worker's /metrics.
     pub async fn worker_metrics(&self, i: usize) -> String {
         let url = format!("http://127.0.0.1:{}/metrics", self.worker_ports[i]);

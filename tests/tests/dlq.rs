@@ -42,16 +42,7 @@ async fn a_dead_lettered_job_is_listed_replayed_once_and_succeeds() {
     wait_queued(&s).await;
     // Use up the attempts as crashed workers would (MAX_ATTEMPTS is 3): the worker's
     // start script dead-letters the job for real.
-    let mut c = s.redis().await;
-    let _: () = redis::cmd("HSET")
-        .arg(format!("{}job:{id}", s.prefix))
-        .arg("attempts")
-        .arg(3)
-        .arg("last_error")
-        .arg("injected by the test")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    s.exhaust_attempts(&id).await;
     s.add_worker().await;
     let failed = s.wait_final(&id, Duration::from_secs(30)).await;
     assert_eq!(failed["status"], "failed", "{failed}");

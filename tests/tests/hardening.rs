@@ -32,16 +32,7 @@ async fn generate_answers_502_for_a_failed_job_and_long_polls_are_job_wait() {
     // Use up the job's attempts as crashed workers would (MAX_ATTEMPTS is 3): the next
     // start dead-letters it through the real start script.
     let id = queued_job_id(&s).await;
-    let mut c = s.redis().await;
-    let _: () = redis::cmd("HSET")
-        .arg(format!("{}job:{id}", s.prefix))
-        .arg("attempts")
-        .arg(3)
-        .arg("last_error")
-        .arg("injected by the test")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    s.exhaust_attempts(&id).await;
     s.add_worker().await;
     let r = tokio::time::timeout(Duration::from_secs(30), pending).await.unwrap().unwrap();
     assert_eq!(r.status(), 502, "a failed job must not be a 200");

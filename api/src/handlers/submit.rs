@@ -4,8 +4,9 @@
 //! script call that also applies idempotency and admission control: the
 //! global backlog (`MAX_BACKLOG`, 503 `overloaded`) and the caller's own
 //! queued-or-running jobs (`MAX_BACKLOG_PER_KEY`, 429 `queue_quota`), so one
-//! tenant cannot fill the queue for everyone. In `AUTH_MODE=off` every caller
-//! is the one tenant `anon` and shares that quota.
+//! tenant cannot fill the queue for everyone. In `AUTH_MODE=off` there are no
+//! tenants to protect from each other (every caller is `anon`), so only the
+//! global backlog applies.
 
 use super::Handled;
 use crate::auth::{authorize, Caller};
@@ -83,7 +84,7 @@ where
         .arg(if valid.callback_url.is_some() { secret } else { String::new() })
         .arg(if valid.callback_url.is_some() { "1" } else { "0" })
         .arg(internal)
-        .arg(state.cfg.max_backlog_per_key);
+        .arg(if state.cfg.auth_mode == crate::config::AuthMode::Off { 0 } else { state.cfg.max_backlog_per_key });
     let mut c = state.conn().await?;
     let (status, value): (String, String) = inv.invoke_async(&mut *c).await?;
     match status.as_str() {

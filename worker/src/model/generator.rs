@@ -3,7 +3,8 @@
 //! position only. One session per process, reused for every batch.
 //!
 //! Each request is decoded as a pool of samples in the same batch (at least
-//! its `candidates`, at least the configured pool size); the valid samples are
+//! its `candidates`, at least the configured pool size, twice that for an
+//! upper-line request, which decodes only one line); the valid samples are
 //! ranked (`ranking`), duplicates dropped, and the best `candidates` returned.
 //! Should sampling give too few distinct couplets, a further round samples
 //! more, hotter, for just those requests.
@@ -119,20 +120,14 @@ impl Generator {
 
     /// Decoding state of sample `k` of round `round` of request `r`. A seeded request
     /// derives one seed per sample, so the whole candidate list reproduces.
-    fn state(&self, r: &ValidRequest, k: usize, round: usize) -> ItemState {
+    fn state(&self, r: &ValidRequest, required: &[char], k: usize, round: usize) -> ItemState {
         let sample = (round * 64 + k) as u64;
         let seed = match r.seed {
             Some(s) => s.wrapping_add(sample.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             None => rand::random(),
         };
         let rng = ChaCha8Rng::seed_from_u64(seed);
-        let cover = common::hengpi::best_cover(&r.theme_chars, r.style);
-        let required: Vec<char> = r
-            .theme_chars
-            .iter()
-            .copied()
-            .filter(|c| cover.is_none_or(|ph| !ph.text.contains(*c)))
-            .collect();
+        let required = required.to_vec();
         let hotter = 1.0 + 0.5 * round as f32;
         let st = match &r.upper {
             Some(u) => {
@@ -145,25 +140,35 @@ impl Generator {
         st.with_head(r.head)
     }
 
+    /// Theme characters the lines must carry: those the best-covering 横批 will not (once per request).
+    fn required(r: &ValidRequest) -> Vec<char> {
+        let cover = common::hengpi::best_cover(&r.theme_chars, r.style);
+        r.theme_chars.iter().copied().filter(|c| cover.is_none_or(|ph| !ph.text.contains(*c))).collect()
+    }
+
     /// Generates each request's ranked couplets. `Err` only for a model failure that
     /// affects the whole batch (worth a retry); per-request problems are in the vector.
     pub fn generate_batch(&self, reqs: &[ValidRequest]) -> Result<Vec<Result<CoupletResult, GenError>>, ModelError> {
         if reqs.is_empty() {
             return Ok(Vec::new());
         }
+        let required: Vec<Vec<char>> = reqs.iter().map(Self::required).collect();
         let mut found: Vec<Vec<Scored>> = reqs.iter().map(|_| Vec::new()).collect();
         let mut errors: Vec<Option<GenError>> = vec![None; reqs.len()];
         for round in 0..MAX_ROUNDS {
             let mut items: Vec<(usize, usize)> = Vec::new();
             for (i, r) in reqs.iter().enumerate() {
                 let missing = r.candidates.saturating_sub(found[i].len());
-                let n = if round == 0 { self.pool.max(r.candidates) } else { 2 * missing };
+                // Answering a given upper line decodes one line, not two: twice the samples
+                // cost about what a theme request's pool costs.
+                let pool = if r.upper.is_some() { 2 * self.pool } else { self.pool };
+                let n = if round == 0 { pool.max(r.candidates) } else { 2 * missing };
                 items.extend((0..n).map(|k| (i, k)));
             }
             if items.is_empty() {
                 break;
             }
-            let mut states: Vec<ItemState> = items.iter().map(|&(i, k)| self.state(&reqs[i], k, round)).collect();
+            let mut states: Vec<ItemState> = items.iter().map(|&(i, k)| self.state(&reqs[i], &required[i], k, round)).collect();
             let prompts: Vec<Vec<i64>> = items.iter().map(|&(i, _)| self.prompt(&reqs[i])).collect();
             self.decode(&prompts, &mut states)?;
             for (&(i, _), st) in items.iter().zip(states.iter_mut()) {
