@@ -687,7 +687,12 @@ async fn the_rate_limit_is_per_key_and_shared_by_api_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_receiver_does_not_slow_job_processing() {
     let rx = Receiver::start(|_| Answer::Status(200, Duration::from_secs(3), Vec::new())).await;
-    let s = Stack::start(StackOptions::default()).await;
+    // One receiver, one key: lift the per-host/per-key fairness limits (tested on their own
+    // below) so this measures the dispatcher's global parallelism.
+    let s = Stack::start(
+        StackOptions::default().worker("WEBHOOK_PER_HOST_CONCURRENCY", "32").worker("WEBHOOK_PER_KEY_CONCURRENCY", "32"),
+    )
+    .await;
     let t0 = Instant::now();
     let mut ids = Vec::new();
     for i in 0..20u64 {

@@ -111,6 +111,12 @@ impl ItemState {
         self
     }
 
+    /// Widens top-k (later rounds looking for more distinct candidates in a tight space).
+    pub fn with_top_k_scale(mut self, scale: usize) -> Self {
+        self.params.top_k *= scale.max(1);
+        self
+    }
+
     /// An upper-line item (writes the lower line only).
     pub fn upper_mode(upper: Vec<char>, theme: Vec<char>, required: Vec<char>, style: Style, rng: ChaCha8Rng) -> Self {
         let required = required.into_iter().filter(|c| !upper.contains(c)).collect();

@@ -6,8 +6,10 @@
 //! its `candidates`, at least the configured pool size, twice that for an
 //! upper-line request, which decodes only one line); the valid samples are
 //! ranked (`ranking`), duplicates dropped, and the best `candidates` returned.
-//! Should sampling give too few distinct couplets, a further round samples
-//! more, hotter, for just those requests.
+//! Should sampling give too few distinct couplets, further rounds sample
+//! more, hotter and from a wider top-k, for just those requests; fewer than
+//! asked come back only when the rules leave fewer distinct lines (a lower
+//! line whose every position is forced by punctuation, 叠字 or 藏头).
 
 use super::constraints::{ItemState, Phase};
 use super::ranking;
@@ -58,7 +60,7 @@ pub struct Generator {
 /// Default number of samples decoded per request (the best is returned).
 pub const DEFAULT_POOL: usize = 3;
 /// Sampling rounds at most (the later ones only for requests short of distinct candidates).
-const MAX_ROUNDS: usize = 3;
+const MAX_ROUNDS: usize = 4;
 /// In upper mode the first sample is near-greedy; the others explore this much hotter.
 const UPPER_MODE_ALT_TEMPERATURE: f32 = 3.0;
 
@@ -128,7 +130,9 @@ impl Generator {
         };
         let rng = ChaCha8Rng::seed_from_u64(seed);
         let required = required.to_vec();
-        let hotter = 1.0 + 0.5 * round as f32;
+        // Later rounds only run for requests short of distinct candidates (tightly
+        // constrained lines): sample hotter and from a wider top-k.
+        let hotter = 1.0 + round as f32;
         let st = match &r.upper {
             Some(u) => {
                 let alt = if k == 0 && round == 0 { 1.0 } else { UPPER_MODE_ALT_TEMPERATURE };
@@ -137,7 +141,7 @@ impl Generator {
             }
             None => ItemState::theme_mode(r.length, r.theme_chars.clone(), required, r.style, rng).with_temperature_scale(hotter),
         };
-        st.with_head(r.head)
+        st.with_head(r.head).with_top_k_scale(if round == 0 { 1 } else { 4 })
     }
 
     /// Theme characters the lines must carry: those the best-covering 横批 will not (once per request).
