@@ -175,14 +175,18 @@ impl Generator {
             let mut states: Vec<ItemState> = items.iter().map(|&(i, k)| self.state(&reqs[i], &required[i], k, round)).collect();
             let prompts: Vec<Vec<i64>> = items.iter().map(|&(i, _)| self.prompt(&reqs[i])).collect();
             self.decode(&prompts, &mut states)?;
-            for (&(i, _), st) in items.iter().zip(states.iter_mut()) {
+            // Rank before finishing: the 横批 choice and the self-check run only for samples
+            // that can still make a request's list (in score order, until it is full).
+            let mut order: Vec<(usize, f32)> = states.iter().enumerate().map(|(j, st)| (j, Self::rank(st))).collect();
+            order.sort_by(|a, b| b.1.total_cmp(&a.1));
+            for (j, score) in order {
+                let i = items[j].0;
+                let st = &mut states[j];
+                if found[i].len() >= reqs[i].candidates || found[i].iter().any(|f| f.couplet.upper.chars().eq(st.upper.iter().copied()) && f.couplet.lower.chars().eq(st.lower.iter().copied())) {
+                    continue;
+                }
                 match self.finish(&reqs[i], st) {
-                    Ok(sc) => {
-                        let seen = found[i].iter().any(|f| f.couplet.upper == sc.couplet.upper && f.couplet.lower == sc.couplet.lower);
-                        if !seen {
-                            found[i].push(sc);
-                        }
-                    }
+                    Ok(couplet) => found[i].push(Scored { couplet, score }),
                     Err(e) => errors[i] = Some(e),
                 }
             }
@@ -201,7 +205,15 @@ impl Generator {
             .collect())
     }
 
-    fn finish(&self, r: &ValidRequest, s: &mut ItemState) -> Result<Scored, GenError> {
+    /// A decoded sample's ranking score (fluency + 对仗; no 横批 needed).
+    fn rank(s: &ItemState) -> f32 {
+        let upper: String = s.upper.iter().collect();
+        let lower: String = s.lower.iter().collect();
+        ranking::score(s.logp, s.n_logp, &upper, &lower)
+    }
+
+    /// Chooses the 横批 and runs the self-check of one sample.
+    fn finish(&self, r: &ValidRequest, s: &mut ItemState) -> Result<Candidate, GenError> {
         let upper: String = s.upper.iter().collect();
         let lower: String = s.lower.iter().collect();
         let in_lines: Vec<char> = s.upper.iter().chain(s.lower.iter()).copied().collect();
@@ -215,8 +227,7 @@ impl Generator {
                 return Err(GenError::RuleCheck("藏头 characters are not at the start of the lines".into()));
             }
         }
-        let score = ranking::score(s.logp, s.n_logp, &upper, &lower);
-        Ok(Scored { couplet: Candidate { upper, lower, hengpi: hengpi.to_string() }, score })
+        Ok(Candidate { upper, lower, hengpi: hengpi.to_string() })
     }
 
     fn decode(&self, prompts: &[Vec<i64>], states: &mut [ItemState]) -> Result<(), ModelError> {
