@@ -51,16 +51,6 @@ impl FromStr for EvictionCheck {
     }
 }
 
-impl EvictionCheck {
-    /// The mode from [`ENV`] (unset or empty: the default, `refuse`).
-    pub fn from_env() -> Result<Self, EvictionError> {
-        match std::env::var(ENV) {
-            Ok(v) if !v.trim().is_empty() => v.parse(),
-            _ => Ok(EvictionCheck::default()),
-        }
-    }
-}
-
 /// Why the check stopped the start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EvictionError {

@@ -107,6 +107,10 @@ pub struct RunArgs {
     /// Comma-separated CIDRs and host names webhooks may reach despite the SSRF policy.
     #[arg(long, env = "WEBHOOK_ALLOWLIST", default_value = "")]
     pub webhook_allowlist: String,
+    /// What to do at start when Redis's maxmemory-policy is not `noeviction` (an evicting
+    /// Redis silently drops jobs): `refuse` to start, `warn` and run, or `off`.
+    #[arg(long, env = "REDIS_EVICTION_CHECK", default_value = "refuse")]
+    pub redis_eviction_check: String,
     /// Timeout of one webhook attempt, in ms.
     #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
     pub webhook_timeout_ms: u64,
@@ -184,6 +188,8 @@ pub struct BenchArgs {
 pub struct WorkerConfig {
     /// Redis URL.
     pub redis_url: String,
+    /// Start-up check of Redis's eviction policy.
+    pub eviction_check: common::eviction::EvictionCheck,
     /// Key prefix.
     pub key_prefix: String,
     /// Metrics listener.
@@ -309,6 +315,10 @@ impl RunArgs {
             None
         };
         Ok(WorkerConfig {
+            eviction_check: self
+                .redis_eviction_check
+                .parse()
+                .map_err(|e: common::eviction::EvictionError| e.to_string())?,
             redis_url: self.redis_url.clone(),
             key_prefix: self.key_prefix.clone(),
             metrics_addr,

@@ -21,7 +21,7 @@ pub async fn run(cfg: WorkerConfig, opts: RuntimeOptions) -> anyhow::Result<()> 
     let registry = new_registry();
     let metrics = WorkerMetrics::new(&registry);
     let wh_metrics = WebhookMetrics::new(&registry);
-    common::eviction::check(&cfg.redis_url, common::eviction::EvictionCheck::from_env()?).await?;
+    common::eviction::check(&cfg.redis_url, cfg.eviction_check).await?;
     let gen = tokio::task::spawn_blocking(move || Generator::load(&opts)).await??;
     metrics.model_load.set(gen.load_seconds());
     metrics.model_info.with_label_values(&[gen.provider(), "default"]).set(1);
