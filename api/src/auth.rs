@@ -1,36 +1,23 @@
-//! Who is calling, and may they: API key lookup and the rate limiter in one
-//! Redis round trip (`auth_rate.lua`: key record → GCRA with the key's own
-//! rate and burst). Keys are looked up by their SHA-256, never stored or
-//! logged in clear. In `AUTH_MODE=off` every caller is the tenant `anon` and
-//! the limit is per client IP. In `AUTH_MODE=required`, missing or unknown
-//! keys also count against the client IP in process ([`crate::auth_failures`]):
-//! past `AUTH_FAILURES_PER_IP` per second, that IP gets 429 before any Redis
-//! round trip.
+//! Who is calling, and may they. The key lookup and the rate limiter run in
+//! Redis (`Store::authorize`, or inside `Store::submit` for submissions, so a
+//! submission is one round trip); this module reads what the request presents
+//! and maps the store's answer to errors. Keys are looked up by their SHA-256,
+//! never stored or logged in clear. In `AUTH_MODE=off` every caller is the
+//! tenant `anon` and the limit is per client IP. In `AUTH_MODE=required`,
+//! missing or unknown keys also count against the client IP in process
+//! ([`crate::auth_failures`]): past `AUTH_FAILURES_PER_IP` per second, that IP
+//! gets 429 before any Redis round trip.
 
 use crate::config::AuthMode;
 use crate::error::ApiError;
 use crate::state::AppState;
-use common::scripts::scripts;
-use sha2::{Digest, Sha256};
-use std::net::SocketAddr;
+use common::store::{Authorized, Credential, Limited};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 use warp::http::HeaderMap;
 
-/// The authenticated caller.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Tenant id (key id, or `anon` in off mode).
-    pub owner: String,
-    /// Webhook signing secret of the tenant ("" in off mode: the configured one is used).
-    pub secret: String,
-    /// Rate-limit headers for the response: (limit, remaining, reset seconds).
-    pub rate: Option<(u64, u64, u64)>,
-}
-
-/// SHA-256 of an API key, hex.
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
+/// The authenticated caller: its tenant id (`owner`) and rate-limit state.
+pub use common::store::Tenant as Caller;
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get("authorization")?.to_str().ok()?;
@@ -42,56 +29,81 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     (!t.is_empty() && t.len() <= 256).then_some(t)
 }
 
-/// Authenticates and rate-limits one request.
-pub async fn authorize(state: &AppState, headers: &HeaderMap, addr: Option<SocketAddr>) -> Result<Caller, ApiError> {
+/// What a request presents before Redis is asked: its API key (required
+/// mode) or client IP (off mode). Made by [`present`].
+#[derive(Debug, Clone)]
+pub struct Presented {
+    key: Option<String>,
+    ip: String,
+    peer: Option<IpAddr>,
+}
+
+/// Reads the caller's credential without Redis: an IP over its failed-auth
+/// brake gets 429, a missing key 401 (counted against the IP).
+pub fn present(state: &AppState, headers: &HeaderMap, addr: Option<SocketAddr>) -> Result<Presented, ApiError> {
     let cfg = &state.cfg;
-    let (mode, key_record) = match cfg.auth_mode {
+    let peer = addr.map(|a| a.ip());
+    let ip = peer.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
+    match cfg.auth_mode {
         AuthMode::Required => {
-            let peer = addr.map(|a| a.ip());
             if let Some(wait_ms) = peer.and_then(|ip| state.auth_failures.blocked(ip, Instant::now())) {
                 let s = wait_ms.div_ceil(1000).max(1);
                 return Err(ApiError::RateLimited { retry_after_s: s, limit: u64::from(cfg.auth_failures_per_ip), reset_s: s });
             }
-            let failed = || {
-                if let Some(ip) = peer {
-                    state.auth_failures.record(ip, Instant::now());
-                }
-                ApiError::Unauthorized
-            };
-            let key = bearer(headers).ok_or_else(failed)?;
-            let record = state.keys.api_key(&hash_key(key));
-            return lookup(state, "key", record, addr).await.map_err(|e| if matches!(e, ApiError::Unauthorized) { failed() } else { e });
+            let p = Presented { key: None, ip, peer };
+            let key = bearer(headers).ok_or_else(|| p.unauthorized(state))?;
+            Ok(Presented { key: Some(key.to_string()), ..p })
         }
-        AuthMode::Off => {
-            if cfg.ip_rate_limit <= 0.0 {
-                return Ok(Caller { owner: "anon".into(), secret: String::new(), rate: None });
-            }
-            ("ip", String::new())
-        }
-    };
-    lookup(state, mode, key_record, addr).await
+        AuthMode::Off => Ok(Presented { key: None, ip, peer }),
+    }
 }
 
-/// The key lookup and rate limit in Redis (`auth_rate.lua`).
-async fn lookup(state: &AppState, mode: &str, key_record: String, addr: Option<SocketAddr>) -> Result<Caller, ApiError> {
-    let cfg = &state.cfg;
-    let ip = addr.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
-    let mut inv = scripts().auth_rate.script().prepare_invoke();
-    inv.key(key_record)
-        .key(state.keys.rate_limit(""))
-        .arg(mode)
-        .arg(ip)
-        .arg(cfg.ip_rate_limit)
-        .arg(cfg.ip_rate_burst);
-    let mut c = state.conn().await?;
-    let (status, owner, limit, remaining, retry_ms, reset_ms, secret): (String, String, u64, u64, u64, u64, String) =
-        inv.invoke_async(&mut *c).await?;
-    let reset_s = reset_ms.div_ceil(1000);
-    match status.as_str() {
-        "ok" => Ok(Caller { owner, secret, rate: (limit > 0).then_some((limit, remaining, reset_s)) }),
-        "limited" => Err(ApiError::RateLimited { retry_after_s: retry_ms.div_ceil(1000).max(1), limit, reset_s: reset_s.max(1) }),
-        _ => Err(ApiError::Unauthorized),
+impl Presented {
+    /// The credential for the store.
+    pub fn credential(&self, state: &AppState) -> Credential<'_> {
+        match &self.key {
+            Some(k) => Credential::ApiKey(k),
+            None => Credential::Anonymous { ip: &self.ip, rate: state.cfg.ip_rate_limit, burst: state.cfg.ip_rate_burst },
+        }
     }
+
+    /// 401, counted against the client IP by the failed-auth brake.
+    pub fn unauthorized(&self, state: &AppState) -> ApiError {
+        if let Some(ip) = self.peer {
+            if state.cfg.auth_mode == AuthMode::Required {
+                state.auth_failures.record(ip, Instant::now());
+            }
+        }
+        ApiError::Unauthorized
+    }
+
+    /// Looks the caller up and counts the request against its rate limit (one round trip;
+    /// none for an anonymous caller without a limit).
+    pub async fn authorize(&self, state: &AppState) -> Result<Caller, ApiError> {
+        let who = self.credential(state);
+        let decided = match who.unlimited() {
+            Some(tenant) => Authorized::Allowed(tenant),
+            None => {
+                let mut c = state.conn().await?;
+                state.store.authorize(&mut *c, &who).await?
+            }
+        };
+        match decided {
+            Authorized::Allowed(caller) => Ok(caller),
+            Authorized::RateLimited(l) => Err(rate_limited(l)),
+            Authorized::Unauthorized => Err(self.unauthorized(state)),
+        }
+    }
+}
+
+/// The 429 of a limited request.
+pub fn rate_limited(l: Limited) -> ApiError {
+    ApiError::RateLimited { retry_after_s: l.retry_after_s, limit: l.limit, reset_s: l.reset_s }
+}
+
+/// Authenticates and rate-limits one request (every route but submissions).
+pub async fn authorize(state: &AppState, headers: &HeaderMap, addr: Option<SocketAddr>) -> Result<Caller, ApiError> {
+    present(state, headers, addr)?.authorize(state).await
 }
 
 #[cfg(test)]
@@ -107,6 +119,6 @@ mod tests {
         assert_eq!(bearer(&h), None);
         h.insert("authorization", "Bearer ".parse().expect("header"));
         assert_eq!(bearer(&h), None);
-        assert_eq!(hash_key("k").len(), 64);
+        assert_eq!(common::store::hash_key("k").len(), 64);
     }
 }

@@ -1,34 +1,25 @@
-//! Operator tools for the dead-letter stream (`couplet-api dlq list|show|replay|purge`).
+//! Operator tools for the dead-letter stream (`couplet-api dlq list|show|replay|purge`):
+//! the store's dead-letter operations (`common::store::dlq`, which documents
+//! what an entry holds and how a replay re-enqueues a job exactly once), with
+//! the command line's presentation and errors.
 //!
-//! A dead-letter entry (written by `start.lua` when a job exhausts
-//! `MAX_ATTEMPTS`) holds the job id, the error, the attempts and the request
-//! echo with its callback URL blanked; it carries no secrets, so `show` prints
-//! it whole. The job hash keeps its own request (callback included) until its
-//! TTL, and that is what `replay` rebuilds the worker's validated request from:
-//! the stream entry's `req` was deleted with the entry. The rebuilt request goes
-//! through the same `validate()` the API uses, then `replay.lua` re-enqueues the
-//! job and deletes the dead-letter entry in one step, so replaying an entry twice
-//! queues the job once. A job whose hash expired cannot be replayed (its request
-//! is gone); a job whose stored request lost its callback URL is replayed
-//! without a callback.
-//!
-//! Purging is by id (XDEL) or by age (XTRIM MINID, the same trim the workers
-//! apply with `DEAD_LETTER_TTL_S`).
+//! A dead-letter entry carries no secrets (its request echo has the callback
+//! URL blanked), so `show` prints it whole. A job whose hash expired cannot be
+//! replayed (its request is gone); a job whose stored request lost its
+//! callback URL is replayed without a callback.
 
-use common::job::{now_ms, RequestEcho};
-use common::keys::Keys;
-use common::request::{CoupletRequest, ValidationError};
-use common::scripts::scripts;
+use common::job::now_ms;
+use common::request::ValidationError;
+use common::store::{DeadLetter, DeadReplay, Store, StoreError};
 use redis::aio::ConnectionLike;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// Why a dead-letter operation failed. `kind()` is the stable name printed with it.
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
     /// Redis refused or could not be reached.
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
     /// The job's stored request no longer passes validation (rules changed since it was queued).
     #[error("job {job}: its stored request is no longer valid: {source}")]
     Invalid {
@@ -54,7 +45,7 @@ impl DlqError {
     /// Stable error name.
     pub fn kind(&self) -> &'static str {
         match self {
-            DlqError::Redis(_) => "redis",
+            DlqError::Store(e) => e.kind(),
             DlqError::Invalid { .. } => "invalid_request",
             DlqError::Corrupt { .. } => "corrupt_request",
             DlqError::BadDuration(_) => "bad_duration",
@@ -80,17 +71,8 @@ pub struct DeadEntry {
 }
 
 impl DeadEntry {
-    fn from_fields(id: String, fields: HashMap<String, String>, now: i64) -> Self {
-        let json = |k: &str| fields.get(k).and_then(|v| serde_json::from_str(v).ok()).unwrap_or(serde_json::Value::Null);
-        let ms: i64 = id.split('-').next().and_then(|m| m.parse().ok()).unwrap_or(now);
-        DeadEntry {
-            job: fields.get("job").cloned().unwrap_or_default(),
-            error: json("error"),
-            attempts: fields.get("attempts").and_then(|a| a.parse().ok()).unwrap_or(0),
-            request: json("request"),
-            age_s: (now - ms).max(0) as u64 / 1000,
-            id,
-        }
+    fn new(d: DeadLetter, now: i64) -> Self {
+        DeadEntry { age_s: (now - d.at_ms).max(0) as u64 / 1000, id: d.id, job: d.job, error: d.error, attempts: d.attempts, request: d.request }
     }
 
     /// The error's `type`, or `-`.
@@ -131,20 +113,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, DlqError> {
     n.checked_mul(per).map(Duration::from_secs).ok_or_else(|| DlqError::BadDuration(s.into()))
 }
 
-type RawEntries = Vec<(String, HashMap<String, String>)>;
-
 /// The oldest `limit` entries, oldest first.
-pub async fn list<C: ConnectionLike + Send>(con: &mut C, keys: &Keys, limit: usize) -> Result<Vec<DeadEntry>, DlqError> {
-    let raw: RawEntries = redis::cmd("XRANGE").arg(keys.dead_letter()).arg("-").arg("+").arg("COUNT").arg(limit.max(1)).query_async(con).await?;
+pub async fn list<C: ConnectionLike + Send>(con: &mut C, store: &Store, limit: usize) -> Result<Vec<DeadEntry>, DlqError> {
     let now = now_ms();
-    Ok(raw.into_iter().map(|(id, f)| DeadEntry::from_fields(id, f, now)).collect())
+    Ok(store.dead_letters(con, limit).await?.into_iter().map(|d| DeadEntry::new(d, now)).collect())
 }
 
 /// One entry by id.
-pub async fn show<C: ConnectionLike + Send>(con: &mut C, keys: &Keys, id: &str) -> Result<Option<DeadEntry>, DlqError> {
-    let raw: RawEntries = redis::cmd("XRANGE").arg(keys.dead_letter()).arg(id).arg(id).arg("COUNT").arg(1).query_async(con).await?;
-    let now = now_ms();
-    Ok(raw.into_iter().next().map(|(id, f)| DeadEntry::from_fields(id, f, now)))
+pub async fn show<C: ConnectionLike + Send>(con: &mut C, store: &Store, id: &str) -> Result<Option<DeadEntry>, DlqError> {
+    Ok(store.dead_letter(con, id).await?.map(|d| DeadEntry::new(d, now_ms())))
 }
 
 /// What a replay did.
@@ -179,77 +156,26 @@ impl std::fmt::Display for Replayed {
     }
 }
 
-/// Re-enqueues the job of dead-letter entry `id` (see the module doc).
-pub async fn replay<C: ConnectionLike + Send>(con: &mut C, keys: &Keys, id: &str, ttl_s: u64) -> Result<Replayed, DlqError> {
-    let Some(entry) = show(con, keys, id).await? else {
-        return Ok(Replayed::NotFound);
-    };
-    let job = entry.job.clone();
-    let hash: HashMap<String, String> = redis::cmd("HGETALL").arg(keys.job(&job)).query_async(con).await?;
-    let (Some(status), Some(owner)) = (hash.get("status"), hash.get("owner")) else {
-        return Ok(Replayed::Expired(job));
-    };
-    if status != "failed" {
-        return Ok(Replayed::NotFailed(job, status.clone()));
-    }
-    let stored = hash.get("request").map(String::as_str).unwrap_or("");
-    let echo: RequestEcho = serde_json::from_str(stored).map_err(|e| DlqError::Corrupt { job: job.clone(), message: e.to_string() })?;
-    let valid = request_of(&echo).validate().map_err(|source| DlqError::Invalid { job: job.clone(), source })?;
-    let callback = valid.callback_url.is_some() && hash.get("callback").is_some_and(|c| c == "1");
-    // Same serialisation as the API's submit (`serde_json::to_string(&valid)`), which the worker parses.
-    let internal = serde_json::to_string(&valid).map_err(|e| DlqError::Corrupt { job: job.clone(), message: e.to_string() })?;
-    let mut inv = scripts().replay.script().prepare_invoke();
-    inv.key(keys.dead_letter())
-        .key(keys.job(&job))
-        .key(keys.stream())
-        .key(keys.entries())
-        .key(keys.backlog(owner))
-        .key(keys.outbox())
-        .arg(id)
-        .arg(&job)
-        .arg(owner)
-        .arg(internal)
-        .arg(now_ms())
-        .arg(ttl_s)
-        .arg(if callback { "1" } else { "0" });
-    let (outcome, value): (String, String) = inv.invoke_async(con).await?;
-    Ok(match outcome.as_str() {
-        "queued" => Replayed::Queued { job, entry: value, callback },
-        "gone" => Replayed::Expired(job),
-        "not_failed" => Replayed::NotFailed(job, value),
-        // 'not_found', or 'stale' (entry or owner changed between the read and the script).
-        _ => Replayed::NotFound,
+/// Re-enqueues the job of dead-letter entry `id` with a fresh TTL of `ttl_s`.
+pub async fn replay<C: ConnectionLike + Send>(con: &mut C, store: &Store, id: &str, ttl_s: u64) -> Result<Replayed, DlqError> {
+    Ok(match store.replay_dead(con, id, ttl_s).await? {
+        DeadReplay::Queued { job, entry, callback } => Replayed::Queued { job, entry, callback },
+        DeadReplay::NotFound => Replayed::NotFound,
+        DeadReplay::Expired(job) => Replayed::Expired(job),
+        DeadReplay::NotFailed(job, status) => Replayed::NotFailed(job, status),
+        DeadReplay::Invalid { job, source } => return Err(DlqError::Invalid { job, source }),
+        DeadReplay::Corrupt { job, message } => return Err(DlqError::Corrupt { job, message }),
     })
 }
 
-/// The wire request an echo came from (the fields `validate()` reads).
-fn request_of(e: &RequestEcho) -> CoupletRequest {
-    CoupletRequest {
-        theme: e.theme.clone(),
-        style: Some(e.style.as_str().to_string()),
-        length: Some(e.length as i64),
-        upper: e.upper.clone(),
-        seed: e.seed,
-        callback_url: e.callback_url.clone(),
-        candidates: Some(e.candidates as i64),
-        head: e.head.clone(),
-    }
-}
-
 /// Deletes the given entries; returns how many existed.
-pub async fn purge_ids<C: ConnectionLike + Send>(con: &mut C, keys: &Keys, ids: &[String]) -> Result<u64, DlqError> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    Ok(redis::cmd("XDEL").arg(keys.dead_letter()).arg(ids).query_async(con).await?)
+pub async fn purge_ids<C: ConnectionLike + Send>(con: &mut C, store: &Store, ids: &[String]) -> Result<u64, DlqError> {
+    Ok(store.purge_dead(con, ids).await?)
 }
 
 /// Deletes entries older than `age`; returns how many.
-pub async fn purge_older_than<C: ConnectionLike + Send>(con: &mut C, keys: &Keys, age: Duration) -> Result<u64, DlqError> {
-    // An exact MINID (no `~`): the operator asked for this cut. MINID keeps ids ≥ the
-    // cut, so `--older-than 0s` cuts one millisecond ahead to take this millisecond's too.
-    let min_id = (now_ms().max(0) as u128).saturating_sub(age.as_millis()) + u128::from(age.is_zero());
-    Ok(redis::cmd("XTRIM").arg(keys.dead_letter()).arg("MINID").arg(min_id as u64).query_async(con).await?)
+pub async fn purge_older_than<C: ConnectionLike + Send>(con: &mut C, store: &Store, age: Duration) -> Result<u64, DlqError> {
+    Ok(store.purge_dead_older_than(con, age).await?)
 }
 
 #[cfg(test)]
@@ -274,22 +200,5 @@ mod tests {
         assert_eq!(human_age(312), "5m12s");
         assert_eq!(human_age(3 * 3600 + 120), "3h2m");
         assert_eq!(human_age(2 * 86_400 + 3600), "2d1h");
-    }
-
-    #[test]
-    fn an_echo_rebuilds_the_request_it_came_from() {
-        let raw = CoupletRequest {
-            upper: Some("春风送暖入屠苏".into()),
-            style: Some("festive".into()),
-            seed: Some(u64::MAX),
-            callback_url: Some("https://example.com/hook?t=1".into()),
-            candidates: Some(3),
-            ..Default::default()
-        };
-        let valid = raw.validate().unwrap();
-        let echo: RequestEcho = serde_json::from_str(&serde_json::to_string(&RequestEcho::from(&valid)).unwrap()).unwrap();
-        assert_eq!(request_of(&echo).validate().unwrap(), valid);
-        let themed = CoupletRequest { theme: Some(" 龙年 吉祥 ".into()), length: Some(5), head: None, ..Default::default() }.validate().unwrap();
-        assert_eq!(request_of(&RequestEcho::from(&themed)).validate().unwrap(), themed);
     }
 }

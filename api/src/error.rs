@@ -215,6 +215,13 @@ impl From<redis::RedisError> for ApiError {
     }
 }
 
+impl From<common::store::StoreError> for ApiError {
+    fn from(e: common::store::StoreError) -> Self {
+        tracing::warn!(error = %e, kind = e.kind(), "redis store error");
+        ApiError::Unavailable
+    }
+}
+
 impl From<common::redis_pool::PoolError> for ApiError {
     fn from(e: common::redis_pool::PoolError) -> Self {
         tracing::warn!(error = %e, "redis pool error");

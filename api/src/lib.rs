@@ -1,7 +1,6 @@
 //! The couplet API: warp routes over a Redis stream. `run` serves until a
 //! shutdown signal; `main.rs` only parses settings and sets up logging.
 
-pub mod apikeys;
 pub mod auth;
 pub mod auth_failures;
 pub mod body;
@@ -11,6 +10,7 @@ pub mod dlq;
 pub mod error;
 pub mod handlers;
 pub mod queue_stats;
+pub mod remote;
 pub mod renders;
 pub mod routes;
 pub mod server;

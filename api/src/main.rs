@@ -39,23 +39,23 @@ async fn real_main(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Keys { op } => {
-            let keys = common::keys::Keys::new(cfg.key_prefix.clone());
+            let store = common::store::Store::new(cfg.key_prefix.clone());
             let client = redis::Client::open(cfg.redis_url.as_str())?;
             let mut con = client.get_multiplexed_async_connection().await?;
             match op {
                 KeysOp::Create { name, rate, burst } => {
                     let rate = parse_rate(&rate).map_err(|e| anyhow::anyhow!(e))?;
-                    let k = api::apikeys::create(&mut con, &keys, &name, rate, burst).await?;
+                    let k = store.create_key(&mut con, &name, rate, burst).await?;
                     println!("{}", serde_json::to_string_pretty(&k)?);
                     eprintln!("Store the key and webhook secret now: they are not shown again.");
                 }
                 KeysOp::List => {
-                    for (id, rec) in api::apikeys::list(&mut con, &keys).await? {
+                    for (id, rec) in store.list_keys(&mut con).await? {
                         println!("{id}\t{rec}");
                     }
                 }
                 KeysOp::Revoke { id } => {
-                    if !api::apikeys::revoke(&mut con, &keys, &id).await? {
+                    if !store.revoke_key(&mut con, &id).await? {
                         eprintln!("no key with id {id}");
                         return Ok(3);
                     }
@@ -65,20 +65,20 @@ async fn real_main(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Dlq { op } => {
-            let keys = common::keys::Keys::new(cfg.key_prefix.clone());
+            let store = common::store::Store::new(cfg.key_prefix.clone());
             let client = redis::Client::open(cfg.redis_url.as_str())?;
             let mut con = client.get_multiplexed_async_connection().await?;
-            dlq_command(&mut con, &keys, op, cfg.result_ttl_s).await
+            dlq_command(&mut con, &store, op, cfg.result_ttl_s).await
         }
     }
 }
 
 /// Runs one `dlq` operation; exit code 3 when an entry asked for is not there.
-async fn dlq_command(con: &mut redis::aio::MultiplexedConnection, keys: &common::keys::Keys, op: DlqOp, ttl_s: u64) -> anyhow::Result<i32> {
+async fn dlq_command(con: &mut redis::aio::MultiplexedConnection, store: &common::store::Store, op: DlqOp, ttl_s: u64) -> anyhow::Result<i32> {
     let mut code = 0;
     match op {
         DlqOp::List { limit } => {
-            let entries = dlq::list(con, keys, limit).await?;
+            let entries = dlq::list(con, store, limit).await?;
             if entries.is_empty() {
                 eprintln!("the dead-letter stream is empty");
             }
@@ -86,7 +86,7 @@ async fn dlq_command(con: &mut redis::aio::MultiplexedConnection, keys: &common:
                 println!("{}", e.line());
             }
         }
-        DlqOp::Show { id } => match dlq::show(con, keys, &id).await? {
+        DlqOp::Show { id } => match dlq::show(con, store, &id).await? {
             Some(e) => println!("{}", serde_json::to_string_pretty(&e)?),
             None => {
                 eprintln!("{id}: not found");
@@ -95,7 +95,7 @@ async fn dlq_command(con: &mut redis::aio::MultiplexedConnection, keys: &common:
         },
         DlqOp::Replay { ids } => {
             for id in ids {
-                let outcome = dlq::replay(con, keys, &id, ttl_s).await?;
+                let outcome = dlq::replay(con, store, &id, ttl_s).await?;
                 if !matches!(outcome, dlq::Replayed::Queued { .. }) {
                     code = 3;
                 }
@@ -104,8 +104,8 @@ async fn dlq_command(con: &mut redis::aio::MultiplexedConnection, keys: &common:
         }
         DlqOp::Purge { id, older_than } => {
             let n = match older_than {
-                Some(age) => dlq::purge_older_than(con, keys, dlq::parse_duration(&age)?).await?,
-                None => dlq::purge_ids(con, keys, &id).await?,
+                Some(age) => dlq::purge_older_than(con, store, dlq::parse_duration(&age)?).await?,
+                None => dlq::purge_ids(con, store, &id).await?,
             };
             println!("purged {n} entries");
         }

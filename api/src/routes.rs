@@ -86,7 +86,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
     let m = state.metrics.clone();
     let st = move || with_state(state.clone());
     let headers = warp::header::headers_cloned;
-    let addr = crate::server::remote_addr;
+    let addr = crate::remote::remote_addr;
 
     let submit = warp::path!("v1" / "couplets")
         .and(warp::post())

@@ -1,6 +1,9 @@
 //! Serving: build the state, create the consumer group, start the completion
 //! listener and the HTTP server, and shut down in three steps (signal → stop
-//! accepting and drain in-flight requests → deadline).
+//! accepting and drain in-flight requests → deadline). The background tasks
+//! run under a [`Supervisor`]: the completion listener and the group keeper
+//! are restarted when they fail; a failed accept loop shuts the API down and
+//! `run` returns an error (see [`common::supervise`]).
 //!
 //! The accept loop is warp's own graceful loop written out here for one
 //! reason: hyper enforces a deadline on the request head only when it is given
@@ -19,18 +22,19 @@
 
 use crate::config::{ApiConfig, AuthMode};
 use crate::deadline_io::DeadlineIo;
+use crate::remote::ClientAddr;
 use crate::routes::routes;
 use crate::state::AppState;
 use crate::waiters::Waiters;
-use common::keys::{Keys, GROUP};
-use common::metrics::{new_registry, ApiMetrics, QueueMetrics};
+use common::metrics::{new_registry, task, ApiMetrics, QueueMetrics, TaskMetrics};
 use common::redis_pool::{pool, redact, PoolOptions};
+use common::store::Store;
+use common::supervise::Supervisor;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +49,7 @@ pub fn state(cfg: ApiConfig) -> Result<AppState, String> {
     )?;
     let registry = new_registry();
     Ok(AppState {
-        keys: Keys::new(cfg.key_prefix.clone()),
+        store: Store::new(cfg.key_prefix.clone()),
         metrics: ApiMetrics::new(&registry),
         queue_metrics: QueueMetrics::new(&registry),
         registry,
@@ -59,18 +63,8 @@ pub fn state(cfg: ApiConfig) -> Result<AppState, String> {
 
 async fn ensure_group(state: &AppState) {
     let Ok(mut c) = state.redis.get().await else { return };
-    let r: redis::RedisResult<()> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(state.keys.stream())
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(&mut *c)
-        .await;
-    if let Err(e) = r {
-        if !e.to_string().contains("BUSYGROUP") {
-            tracing::warn!(error = %e, "could not create the consumer group");
-        }
+    if let Err(e) = state.store.ensure_group(&mut *c).await {
+        tracing::warn!(error = %e, "could not create the consumer group");
     }
 }
 
@@ -82,19 +76,26 @@ pub async fn run(cfg: ApiConfig, shutdown: impl std::future::Future<Output = ()>
     let listen = cfg.listen_addr;
     let grace = cfg.shutdown_timeout;
     let state = state(cfg).map_err(|e| anyhow::anyhow!(e))?;
-    tracing::info!(redis = %redact(&state.cfg.redis_url), prefix = %state.keys.prefix(), "api starting");
+    tracing::info!(redis = %redact(&state.cfg.redis_url), prefix = %state.store.prefix(), "api starting");
     ensure_group(&state).await;
     let token = CancellationToken::new();
-    tokio::spawn(state.waiters.clone().listen(state.cfg.redis_url.clone(), state.keys.done_channel(), token.clone()));
+    let supervisor = Supervisor::new(token.clone(), TaskMetrics::new(&state.registry));
+    {
+        let (waiters, url, channel, t) = (state.waiters.clone(), state.cfg.redis_url.clone(), state.store.done_channel(), token.clone());
+        supervisor.restart(task::COMPLETION_LISTENER, move || waiters.clone().listen(url.clone(), channel.clone(), t.clone()));
+    }
     {
         // Keeps the group present even if Redis restarted empty.
         let s = state.clone();
         let t = token.clone();
-        tokio::spawn(async move {
-            while !t.is_cancelled() {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => ensure_group(&s).await,
-                    _ = t.cancelled() => {}
+        supervisor.restart(task::GROUP_KEEPER, move || {
+            let (s, t) = (s.clone(), t.clone());
+            async move {
+                while !t.is_cancelled() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => ensure_group(&s).await,
+                        _ = t.cancelled() => {}
+                    }
                 }
             }
         });
@@ -107,26 +108,20 @@ pub async fn run(cfg: ApiConfig, shutdown: impl std::future::Future<Output = ()>
         shutdown.await;
         t2.cancel();
     });
-    let handle = tokio::spawn(server);
+    // Without its accept loop the API serves nothing: a failure shuts it down (see common::supervise).
+    let handle = supervisor.critical(task::API_SERVER, server);
     token.cancelled().await;
-    tracing::info!("shutdown signal received; draining requests");
+    match supervisor.failure() {
+        None => tracing::info!("shutdown signal received; draining requests"),
+        Some(failed) => tracing::warn!(task = failed, "a critical task failed; draining requests"),
+    }
     if tokio::time::timeout(grace, handle).await.is_err() {
         tracing::warn!("shutdown deadline passed with requests in flight");
     }
-    Ok(())
-}
-
-/// The client's socket address, put in each request's extensions by [`serve`]
-/// (warp's own is private to warp's server).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
-
-/// The remote address for the routes: the one [`serve`] recorded, else warp's
-/// (which `warp::test` sets).
-pub fn remote_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
-    warp::ext::optional::<ClientAddr>()
-        .and(warp::addr::remote())
-        .map(|ours: Option<ClientAddr>, warps: Option<SocketAddr>| ours.map(|a| a.0).or(warps))
+    match supervisor.failure() {
+        Some(failed) => Err(anyhow::anyhow!("background task {failed} failed; the API shut down")),
+        None => Ok(()),
+    }
 }
 
 /// Per-connection bounds of [`serve`].

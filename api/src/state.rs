@@ -1,11 +1,11 @@
-//! Shared state of the API process: settings, the Redis pool, key names,
+//! Shared state of the API process: settings, the Redis pool, the store,
 //! metrics, the completion waiters, the render limiter and the failed-auth brake. Cloned cheaply into every handler.
 
 use crate::config::ApiConfig;
 use crate::waiters::Waiters;
-use common::keys::Keys;
 use common::metrics::{ApiMetrics, QueueMetrics};
 use common::redis_pool::Pool;
+use common::store::Store;
 use std::sync::Arc;
 
 /// Everything a handler needs.
@@ -15,8 +15,8 @@ pub struct AppState {
     pub cfg: Arc<ApiConfig>,
     /// Redis pool.
     pub redis: Pool,
-    /// Key names.
-    pub keys: Keys,
+    /// The Redis protocol (every key, field and script is behind its operations).
+    pub store: Store,
     /// HTTP metrics.
     pub metrics: ApiMetrics,
     /// Queue gauges (sampled on scrape).

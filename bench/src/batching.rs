@@ -16,7 +16,6 @@ use crate::stack::Stack;
 use anyhow::{bail, Result};
 use common::metrics::names;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -34,13 +33,10 @@ pub async fn run(redis_url: &str, a: &BatchingArgs) -> Result<Value> {
             .start_api(&[("AUTH_MODE".into(), "off".into()), ("IP_RATE_LIMIT".into(), "0".into()), ("MAX_BACKLOG".into(), "0".into())])
             .await?;
         let spec = LoadSpec {
-            url: format!("{}/v1/couplets", stack.api_base()?),
-            rate: 2000.0,
-            duration: Duration::from_secs_f64(a.jobs as f64 / 2000.0),
             connections: 32,
-            bearer: None,
             collect_ids: true,
-            body: Arc::new(crate::submit::body),
+            generators: crate::generators(),
+            ..LoadSpec::new(format!("{}/v1/couplets", stack.api_base()?), 2000.0, Duration::from_secs_f64(a.jobs as f64 / 2000.0))
         };
         let filled = load::run(&spec).await?;
         if filled.error_count() > 0 || filled.ids.is_empty() {

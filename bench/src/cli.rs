@@ -12,9 +12,9 @@ pub struct Cli {
     /// Redis the binaries and the bench use.
     #[arg(long, env = "BENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379", global = true)]
     pub redis_url: String,
-    /// Runtime threads of the load generator (it shares the cores with the API and Redis).
-    #[arg(long, default_value_t = 1, global = true)]
-    pub client_threads: usize,
+    /// Open-loop generators (each a sending and a reading thread; 0 = one per core).
+    #[arg(long, default_value_t = 0, global = true)]
+    pub generators: usize,
     /// What to measure.
     #[command(subcommand)]
     pub command: Cmd,
@@ -23,7 +23,7 @@ pub struct Cli {
 /// Measurements.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Open-loop load on POST /v1/couplets (no workers) at rising rates, then a sustained run; Redis XADD ceiling.
+    /// POST /v1/couplets alone (no workers): open loop at a fixed rate, closed loop with wrk, Redis XADD/EVALSHA ceilings.
     Submit(SubmitArgs),
     /// Submit → succeeded latency and throughput with 1 and 2 workers at fixed offered loads.
     E2e(E2eArgs),
@@ -40,40 +40,79 @@ pub fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
 }
 
+/// Authentication of the API under `bench submit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Auth {
+    /// `AUTH_MODE=off IP_RATE_LIMIT=0`: one tenant, no key lookup.
+    Off,
+    /// `AUTH_MODE=required` with a key whose rate limit and quota cannot bind.
+    Required,
+}
+
 /// Arguments of `submit`.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "submit")]
 pub struct SubmitArgs {
-    /// Offered rates of the ramp, requests/s.
-    #[arg(long, value_delimiter = ',', default_value = "1000,2000,4000,6000,8000,10000,12000,14000,16000,20000")]
-    pub rates: Vec<f64>,
+    /// Offered rate of the open-loop run, submissions/s.
+    #[arg(long, default_value_t = 15_000.0)]
+    pub rate: f64,
+    /// Seconds of the open-loop run.
+    #[arg(long, alias = "duration", default_value_t = 30.0)]
+    pub seconds: f64,
+    /// Open-loop steps before the main run, submissions/s (e.g. `2000,5000,10000`); stops at the first step with P99 over --stop-p99-ms or errors.
+    #[arg(long, value_delimiter = ',')]
+    pub ramp: Vec<f64>,
     /// Seconds per ramp step.
     #[arg(long, default_value_t = 10.0)]
     pub step_seconds: f64,
-    /// Seconds of the final sustained run at the best rate.
-    #[arg(long, default_value_t = 30.0)]
-    pub duration: f64,
-    /// Skip the ramp and run the sustained run at this rate.
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// Concurrent requests (keep-alive connections) of the generator; also redis-benchmark's -c.
-    #[arg(long, default_value_t = 128)]
-    pub connections: usize,
-    /// The ramp stops at the first step whose P99 exceeds this (ms) or that has errors.
+    /// The ramp stops at the first step whose P99 exceeds this (ms).
     #[arg(long, default_value_t = 50.0)]
     pub stop_p99_ms: f64,
-    /// Target P99 (ms): the best rate is the highest step that meets it.
+    /// Keep-alive connections the open-loop generators open before the first request (all generators together).
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Most connections the open-loop generators hold; more are opened only when none is idle.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Target rate of the open-loop verdict, submissions/s (defaults to --rate).
+    #[arg(long)]
+    pub target_rate: Option<f64>,
+    /// Target P99 of the open-loop verdict, ms.
     #[arg(long, default_value_t = 20.0)]
     pub target_p99_ms: f64,
-    /// Target sustained rate, requests/s (for the verdict only).
-    #[arg(long, default_value_t = 10_000.0)]
-    pub target_rate: f64,
-    /// Extra API environment, e.g. `--api-env REDIS_POOL_SIZE=32` (repeatable).
+    /// No verdict at all when the generator's lag p99 reaches this, ms.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_lag_ms: f64,
+    /// Authentication of the API under test.
+    #[arg(long, value_enum, default_value = "off")]
+    pub auth: Auth,
+    /// Extra API environment, e.g. `--api-env REDIS_POOL_SIZE=32` (repeatable; applied last).
     #[arg(long = "api-env", value_parser = parse_kv)]
     pub api_env: Vec<(String, String)>,
-    /// Requests of the redis-benchmark XADD run (0 skips it).
-    #[arg(long, default_value_t = 200_000)]
-    pub redis_requests: u64,
+    /// Seconds of the closed-loop wrk run (0 skips it).
+    #[arg(long, default_value_t = 10.0)]
+    pub wrk_seconds: f64,
+    /// wrk connections.
+    #[arg(long, default_value_t = 50)]
+    pub wrk_connections: usize,
+    /// wrk threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub wrk_threads: usize,
+    /// Target of the closed-loop verdict, submissions/s.
+    #[arg(long, default_value_t = 25_000.0)]
+    pub wrk_target_rate: f64,
+    /// Do not run scripts/install-bench-deps.sh when wrk is missing (the closed-loop figure is then skipped).
+    #[arg(long)]
+    pub no_install: bool,
+    /// Seconds of each Redis ceiling run, bare XADD and EVALSHA of the submit script (0 skips them).
+    #[arg(long, default_value_t = 3.0)]
+    pub redis_seconds: f64,
+    /// redis-benchmark clients (-c) of the ceiling runs.
+    #[arg(long, default_value_t = 50)]
+    pub redis_clients: usize,
+    /// redis-benchmark pipelining (-P) of the ceiling runs (1 = one command per round trip, as the API sends them).
+    #[arg(long, default_value_t = 1)]
+    pub redis_pipeline: usize,
 }
 
 /// Arguments of `e2e`.

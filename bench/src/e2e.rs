@@ -23,7 +23,6 @@ use common::metrics::names;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -102,13 +101,10 @@ pub struct Point {
 pub async fn offer(stack: &Stack, rate: f64, secs: f64, drain: f64, connections: usize) -> Result<Point> {
     let mut redis = redisx::connect(&stack.redis_url).await?;
     let spec = LoadSpec {
-        url: format!("{}/v1/couplets", stack.api_base()?),
-        rate,
-        duration: Duration::from_secs_f64(secs),
         connections,
-        bearer: None,
         collect_ids: true,
-        body: Arc::new(crate::submit::body),
+        generators: crate::generators(),
+        ..LoadSpec::new(format!("{}/v1/couplets", stack.api_base()?), rate, Duration::from_secs_f64(secs))
     };
     let load1 = procstat::loadavg().0;
     let win = CpuWindow::start(&stack.pids());
@@ -185,6 +181,7 @@ pub async fn run(redis_url: &str, a: &E2eArgs) -> Result<Value> {
                 "workers": w, "offered_rate": rate, "duration_s": a.duration,
                 "submitted_ok": p.submit.ok, "submit_errors": p.submit.errors,
                 "submit_latency_ms": {"p50": p.submit.ms(0.5), "p99": p.submit.ms(0.99)},
+                "generator_lag_ms": {"p50": p.submit.lag_ms(0.5), "p99": p.submit.lag_ms(0.99), "max": p.submit.lag_ms(1.0)},
                 "jobs": p.done.json(), "mean_batch_size": p.mean_batch,
                 "peak_rss_kib": p.hwm_kib, "cpu": p.cpu.json(), "load1_at_start": p.load1,
             }));

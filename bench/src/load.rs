@@ -1,29 +1,48 @@
 //! The open-loop load generator. Request `i` is due at `t0 + i / rate`
 //! whatever happened to earlier ones, and its latency is measured from that
-//! due time, not from when it actually left: when the API (or the generator's
-//! own connection cap) falls behind, the wait shows up in the percentiles
-//! instead of silently lowering the offered rate (coordinated omission).
+//! due time, not from when it actually left: when the API falls behind, the
+//! wait shows up in the percentiles instead of silently lowering the offered
+//! rate (coordinated omission). The generator's own lateness is measured too:
+//! `lag` = the moment request `i`'s bytes were handed to the kernel − its due
+//! time, or − the end of its wait for a free connection when every connection
+//! was busy at the cap (that wait is the API's doing; it is counted in
+//! `conn_waits`, kept in `send_delay`, and is part of the latency, which runs
+//! from the due time regardless). A figure is only about the API when the lag
+//! is small (see [`crate::verdict`]).
 //!
-//! Shape: `connections` long-lived tasks, each owning one keep-alive HTTP/1.1
-//! connection (hyper's low-level client: no pool lock, no URL parsing per
-//! request), share one atomic ticket counter. A task takes the next ticket,
-//! sleeps until its due time, sends, records, and takes the next. No task is
-//! spawned per request, and each task owns its histograms, merged at the end,
-//! so the generator costs as little CPU as possible on a machine it shares
-//! with the API and Redis.
+//! Shape, chosen for a 2-core machine that also runs the API and Redis:
+//!
+//! - `generators` independent generators (default: one per core). Generator
+//!   `k` of `n` owns requests `k, k + n, k + 2n, …` (an interleaved share of
+//!   one global schedule), so together they offer exactly `rate` and none
+//!   waits for another.
+//! - Each generator is two OS threads. The **dispatcher** sleeps with
+//!   `std::thread::sleep` (nanosleep: tens of µs of slack, where tokio's timer
+//!   wheel rounds every sleep up to the next millisecond, which alone would put
+//!   lag p99 near 1 ms) and writes each due request itself, with one
+//!   non-blocking `write` on an idle kept-alive connection, so no task hop or
+//!   cross-thread wake stands between the due time and the send. The
+//!   **reader** is a current-thread tokio runtime with one small task per
+//!   connection that parses the response, records latency, and hands the
+//!   connection back to the dispatcher over a channel.
+//! - Raw HTTP/1.1 over `TcpStream`: the request head is formatted once, each
+//!   request is one `write` of head + `Content-Length` + body; the response
+//!   parser reads the status, `Content-Length` and `Connection: close` and
+//!   nothing else. No client library, pool lock or URL parse per request.
+//! - Connections: `connections` are opened before the first due time; when
+//!   none is idle the dispatcher opens another (up to `max_connections`), so
+//!   a slow API costs latency, not offered rate. Only at the cap does a
+//!   request wait for a connection; that wait is counted (`conn_waits`) and
+//!   shows in the latency of every request it delayed.
+//!
+//! Per-generator histograms are merged at the end; nothing is shared between
+//! generators but the start time.
 
-use anyhow::{anyhow, bail, Result};
-use bytes::Bytes;
+use anyhow::Result;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// Builds request body `i`.
 pub type BodyFn = Arc<dyn Fn(u64) -> String + Send + Sync>;
@@ -31,14 +50,18 @@ pub type BodyFn = Arc<dyn Fn(u64) -> String + Send + Sync>;
 /// One open-loop run.
 #[derive(Clone)]
 pub struct LoadSpec {
-    /// Full URL to POST to.
+    /// Full URL to POST to (plain `http://`).
     pub url: String,
     /// Requests per second.
     pub rate: f64,
     /// How long requests are scheduled for.
     pub duration: Duration,
-    /// Concurrent requests (= keep-alive connections) at most.
+    /// Keep-alive connections opened before the first request (all generators together).
     pub connections: usize,
+    /// Most connections open at once (all generators together); more are opened only when none is idle.
+    pub max_connections: usize,
+    /// Generators (each a dispatcher thread and a reader thread).
+    pub generators: usize,
     /// `Authorization: Bearer` value.
     pub bearer: Option<String>,
     /// Keep the `id` field of every accepted response.
@@ -47,18 +70,51 @@ pub struct LoadSpec {
     pub body: BodyFn,
 }
 
+impl LoadSpec {
+    /// A run with the bench's submission bodies, 32 pre-opened connections (at most 1024) and one generator per core.
+    pub fn new(url: String, rate: f64, duration: Duration) -> Self {
+        LoadSpec {
+            url,
+            rate,
+            duration,
+            connections: 32,
+            max_connections: 1024,
+            generators: default_generators(),
+            bearer: None,
+            collect_ids: false,
+            body: Arc::new(crate::submit::body),
+        }
+    }
+}
+
+/// One generator per core.
+pub fn default_generators() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
 /// What a run measured.
 pub struct LoadResult {
-    /// Requests scheduled (= sent).
+    /// Requests scheduled.
     pub sent: u64,
     /// 2xx answers.
     pub ok: u64,
-    /// Failures by kind (`status 503`, `timeout`, …).
+    /// Failures by kind (`status 503`, `transport`, `timeout`, `connect`, …).
     pub errors: BTreeMap<String, u64>,
-    /// Latency from due time to full response, µs.
+    /// Latency from due time to the full response, µs (2xx only).
     pub latency: Histogram<u64>,
-    /// Delay from due time to the moment the request left, µs (the generator's own lag).
+    /// The generator's own lag, µs: from the due time (or, when the request had to
+    /// wait for a free connection at the cap, from the end of that wait) to the
+    /// moment the request was written. What the verdict looks at.
     pub send_lag: Histogram<u64>,
+    /// From the due time to the moment the request was written, µs, waits for a
+    /// free connection included (those are the API's doing: every connection busy).
+    pub send_delay: Histogram<u64>,
+    /// Requests that found every connection busy at `max_connections` and waited for one.
+    pub conn_waits: u64,
+    /// Connections opened (pre-opened ones included).
+    pub connections_opened: u64,
+    /// Generators that ran.
+    pub generators: usize,
     /// From t0 to the last response.
     pub wall: Duration,
     /// The scheduled duration.
@@ -73,7 +129,7 @@ impl LoadResult {
         self.errors.values().sum()
     }
 
-    /// Accepted requests per second over the scheduled duration.
+    /// Accepted requests per second over the scheduled duration (or the wall time, when longer).
     pub fn achieved_rate(&self) -> f64 {
         self.ok as f64 / self.wall.as_secs_f64().max(self.scheduled.as_secs_f64()).max(1e-3)
     }
@@ -82,9 +138,28 @@ impl LoadResult {
     pub fn ms(&self, q: f64) -> f64 {
         pct_ms(&self.latency, q)
     }
+
+    /// Generator lag quantile in ms.
+    pub fn lag_ms(&self, q: f64) -> f64 {
+        pct_ms(&self.send_lag, q)
+    }
+
+    /// Send delay quantile in ms (lag plus waits for a free connection).
+    pub fn delay_ms(&self, q: f64) -> f64 {
+        pct_ms(&self.send_delay, q)
+    }
+
+    /// `errors 0` or `errors 12 (status 503 10, transport 2)`.
+    pub fn errors_short(&self) -> String {
+        if self.errors.is_empty() {
+            return "errors 0".into();
+        }
+        let by: Vec<String> = self.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        format!("errors {} ({})", self.error_count(), by.join(", "))
+    }
 }
 
-/// Quantile of a µs histogram, in ms.
+/// Quantile of a µs histogram, in ms (NaN when empty).
 pub fn pct_ms(h: &Histogram<u64>, q: f64) -> f64 {
     if h.is_empty() {
         return f64::NAN;
@@ -99,155 +174,62 @@ pub fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).unwrap()
 }
 
-struct TaskOut {
-    ok: u64,
-    errors: BTreeMap<String, u64>,
-    latency: Histogram<u64>,
-    send_lag: Histogram<u64>,
-    ids: Vec<String>,
-    last: Instant,
+// ---- the schedule (pure) ----
+
+/// Requests in a run of `rate`/s for `duration`.
+pub fn total_requests(rate: f64, duration: Duration) -> u64 {
+    (rate * duration.as_secs_f64()).round().max(0.0) as u64
 }
 
-/// Where requests go: `host:port` (socket address and `Host` header) and path of the URL.
-struct Target {
-    authority: String,
-    path: String,
+/// Due time of request `i`, ns after t0.
+pub fn due_ns(i: u64, rate: f64) -> u64 {
+    (i as f64 * 1e9 / rate) as u64
 }
 
-impl Target {
-    fn parse(u: &str) -> Result<Self> {
-        let u = url::Url::parse(u)?;
-        if u.scheme() != "http" {
-            bail!("the generator speaks plain http only: {u}");
-        }
-        let host = u.host_str().ok_or_else(|| anyhow!("no host in {u}"))?.to_string();
-        let port = u.port_or_known_default().unwrap_or(80);
-        let path = match u.query() {
-            Some(q) => format!("{}?{q}", u.path()),
-            None => u.path().to_string(),
-        };
-        Ok(Target { authority: format!("{host}:{port}"), path })
-    }
+/// The requests generator `k` of `n` sends: `k, k + n, …` below `total`.
+pub fn share(k: usize, n: usize, total: u64) -> impl Iterator<Item = u64> {
+    (k as u64..total).step_by(n.max(1))
 }
 
-type Conn = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(t: &Target) -> Result<Conn, String> {
-    let s = tokio::net::TcpStream::connect(&t.authority).await.map_err(|_| "connect".to_string())?;
-    let _ = s.set_nodelay(true);
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s)).await.map_err(|_| "connect".to_string())?;
-    // The connection task ends when `send` is dropped or the peer closes.
-    tokio::spawn(conn);
-    Ok(send)
-}
-
-/// One request on a kept-alive connection (reconnecting first when it was
-/// closed): the body of a 2xx answer, or the kind of failure.
-async fn request(conn: &mut Option<Conn>, t: &Target, spec: &LoadSpec, i: u64) -> Result<Bytes, String> {
-    let c = match conn {
-        Some(c) if !c.is_closed() => c,
-        _ => conn.insert(connect(t).await?),
-    };
-    if c.ready().await.is_err() {
-        *conn = None;
-        return Err("transport".into());
-    }
-    let mut b = Request::post(&t.path).header(HOST, &t.authority).header(CONTENT_TYPE, "application/json");
-    if let Some(tok) = &spec.bearer {
-        b = b.header(AUTHORIZATION, format!("Bearer {tok}"));
-    }
-    let req = b.body(Full::new(Bytes::from((spec.body)(i)))).map_err(|e| format!("request: {e}"))?;
-    let resp = match tokio::time::timeout(REQUEST_TIMEOUT, c.send_request(req)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(_)) => {
-            *conn = None;
-            return Err("transport".into());
-        }
-        Err(_) => {
-            *conn = None;
-            return Err("timeout".into());
-        }
-    };
-    let st = resp.status();
-    let body = resp.into_body().collect().await.map_err(|_| "body".to_string())?.to_bytes();
-    if st.is_success() {
-        Ok(body)
-    } else {
-        Err(format!("status {}", st.as_u16()))
-    }
-}
-
-/// Longest wait for one response.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Runs one open-loop load.
+/// Runs one open-loop load on its own threads; the async caller's runtime only waits for it.
 pub async fn run(spec: &LoadSpec) -> Result<LoadResult> {
-    let target = Arc::new(Target::parse(&spec.url)?);
-    let total = (spec.rate * spec.duration.as_secs_f64()).round() as u64;
-    let next = Arc::new(AtomicU64::new(0));
-    // A short lead so that every task is connected and parked before the first due time.
-    let t0 = Instant::now() + Duration::from_millis(200);
-    let interval_ns = 1e9 / spec.rate.max(1e-9);
-    let mut tasks = Vec::with_capacity(spec.connections);
-    for _ in 0..spec.connections.max(1) {
-        let spec = spec.clone();
-        let next = next.clone();
-        let target = target.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut out = TaskOut { ok: 0, errors: BTreeMap::new(), latency: new_hist(), send_lag: new_hist(), ids: Vec::new(), last: t0 };
-            let mut conn = connect(&target).await.ok();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    return out;
-                }
-                let due = t0 + Duration::from_nanos((i as f64 * interval_ns) as u64);
-                tokio::time::sleep_until(due).await;
-                out.send_lag.saturating_record(Instant::now().saturating_duration_since(due).as_micros() as u64);
-                let outcome = request(&mut conn, &target, &spec, i).await;
-                let now = Instant::now();
-                out.last = out.last.max(now);
-                match outcome {
-                    Ok(body) => {
-                        out.ok += 1;
-                        out.latency.saturating_record(now.saturating_duration_since(due).as_micros() as u64);
-                        if spec.collect_ids {
-                            if let Some(id) = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["id"].as_str().map(str::to_string)) {
-                                out.ids.push(id);
-                            }
-                        }
-                    }
-                    Err(k) => *out.errors.entry(k).or_insert(0) += 1,
-                }
-            }
-        }));
+    let spec = spec.clone();
+    tokio::task::spawn_blocking(move || crate::generator::run_blocking(spec)).await?
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_is_one_global_sequence_split_between_generators() {
+        assert_eq!(total_requests(15_000.0, Duration::from_secs(30)), 450_000);
+        assert_eq!(total_requests(2000.0, Duration::from_millis(1500)), 3000);
+        assert_eq!(due_ns(0, 1000.0), 0);
+        assert_eq!(due_ns(3, 1000.0), 3_000_000);
+        assert_eq!(due_ns(15_000, 15_000.0), 1_000_000_000);
+        // Every request belongs to exactly one generator, each generator's share is evenly spaced.
+        let (n, total) = (3, 100);
+        let mut all: Vec<u64> = (0..n).flat_map(|k| share(k, n, total)).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..total).collect::<Vec<_>>());
+        assert_eq!(share(1, 3, 10).collect::<Vec<_>>(), vec![1, 4, 7]);
+        assert_eq!(share(0, 1, 3).collect::<Vec<_>>(), vec![0, 1, 2]);
+        // n generators at rate r: each sends every n/r seconds.
+        let g: Vec<u64> = share(1, 2, 8).map(|i| due_ns(i, 1000.0)).collect();
+        assert_eq!(g, vec![1_000_000, 3_000_000, 5_000_000, 7_000_000]);
     }
-    let mut res = LoadResult {
-        sent: total,
-        ok: 0,
-        errors: BTreeMap::new(),
-        latency: new_hist(),
-        send_lag: new_hist(),
-        wall: Duration::ZERO,
-        scheduled: spec.duration,
-        ids: Vec::new(),
-    };
-    let mut last = t0;
-    for t in tasks {
-        match t.await {
-            Ok(o) => {
-                res.ok += o.ok;
-                for (k, v) in o.errors {
-                    *res.errors.entry(k).or_insert(0) += v;
-                }
-                let _ = res.latency.add(&o.latency);
-                let _ = res.send_lag.add(&o.send_lag);
-                res.ids.extend(o.ids);
-                last = last.max(o.last);
-            }
-            Err(e) => *res.errors.entry(format!("task: {e}")).or_insert(0) += 1,
+
+    #[test]
+    fn percentiles_come_from_the_histogram_in_ms() {
+        let mut h = new_hist();
+        for us in 1..=1000u64 {
+            h.record(us * 10).expect("in range");
         }
+        assert!((pct_ms(&h, 0.5) - 5.0).abs() < 0.01, "{}", pct_ms(&h, 0.5));
+        assert!((pct_ms(&h, 0.99) - 9.9).abs() < 0.01, "{}", pct_ms(&h, 0.99));
+        assert!((pct_ms(&h, 1.0) - 10.0).abs() < 0.01);
+        assert!(pct_ms(&new_hist(), 0.99).is_nan());
     }
-    res.wall = last.saturating_duration_since(t0);
-    Ok(res)
 }

@@ -7,10 +7,14 @@
 //! The bench is one binary with no library boundary, so its modules return
 //! `anyhow::Result` throughout rather than a typed error enum: every error
 //! ends the run with a message, nothing matches on kinds.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // black-box: inspects Redis from outside the store (clippy.toml)
 
 mod batching;
+mod ceiling;
 mod cli;
 mod e2e;
+mod generator;
+mod http1;
 mod load;
 mod procstat;
 mod redisx;
@@ -18,24 +22,26 @@ mod report;
 mod soak;
 mod stack;
 mod submit;
+mod verdict;
+mod wrk;
 
 use clap::Parser;
 use cli::{BatchingArgs, Cli, Cmd, E2eArgs, SubmitArgs};
 use serde_json::json;
 use std::sync::OnceLock;
 
-static CLIENT_THREADS: OnceLock<usize> = OnceLock::new();
+static GENERATORS: OnceLock<usize> = OnceLock::new();
 
-/// Runtime threads of the load generator (for the printed settings).
-pub fn client_threads() -> usize {
-    CLIENT_THREADS.get().copied().unwrap_or(1)
+/// Open-loop generators every load uses (`--generators`, 0 = one per core).
+pub fn generators() -> usize {
+    GENERATORS.get().copied().filter(|&n| n > 0).unwrap_or_else(load::default_generators)
 }
 
 fn main() {
     let cli = Cli::parse();
-    let threads = cli.client_threads.max(1);
-    let _ = CLIENT_THREADS.set(threads);
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
+    let _ = GENERATORS.set(cli.generators);
+    // The load generators run on their own threads; this runtime only orchestrates.
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -58,14 +64,16 @@ fn main() {
             }
         }
     });
-    drop(rt);
+    // A load still running on its own threads (Ctrl-C) must not hold the exit:
+    // dropping the runtime would wait for its blocking task; the threads die with the process.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
     std::process::exit(code);
 }
 
 /// The short variants `all` runs, written as a user would type them.
 fn all_args() -> Result<(SubmitArgs, E2eArgs, BatchingArgs), clap::Error> {
     Ok((
-        SubmitArgs::try_parse_from(["submit", "--step-seconds", "5", "--duration", "10", "--redis-requests", "100000"])?,
+        SubmitArgs::try_parse_from(["submit", "--seconds", "10", "--wrk-seconds", "5", "--redis-seconds", "2"])?,
         E2eArgs::try_parse_from(["e2e", "--rates", "25,50,100", "--duration", "10", "--drain-seconds", "30"])?,
         BatchingArgs::try_parse_from(["batching", "--jobs", "300", "--deadline-seconds", "90"])?,
     ))
@@ -104,7 +112,7 @@ mod tests {
     #[test]
     fn the_short_variants_of_all_parse() {
         let (s, e, b) = super::all_args().expect("all's argument lists parse");
-        assert_eq!((s.step_seconds, s.duration), (5.0, 10.0));
+        assert_eq!((s.seconds, s.rate, s.wrk_seconds, s.redis_seconds), (10.0, 15_000.0, 5.0, 2.0));
         assert_eq!(e.rates, vec![25.0, 50.0, 100.0]);
         assert_eq!(b.jobs, 300);
         assert_eq!(b.batches, vec![1, 8, 32, 64]);

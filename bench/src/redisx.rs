@@ -2,10 +2,10 @@
 //! figure), `INFO commandstats` deltas (commands and server µs per
 //! submission, the best evidence of what one request costs Redis), the job
 //! hashes' ms timestamps (for submit → finished latency without a poll per
-//! job through the API), and `redis-benchmark` for the XADD ceiling.
+//! job through the API). The Redis ceilings are in [`crate::ceiling`].
 
-use anyhow::{anyhow, Context, Result};
-use common::keys::Keys;
+use anyhow::{Context, Result};
+use common::store::Keys;
 use redis::aio::MultiplexedConnection;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -114,27 +114,6 @@ pub async fn wait_jobs(c: &mut MultiplexedConnection, keys: &Keys, ids: &[String
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     common::job::now_ms()
-}
-
-/// Runs `redis-benchmark -n N -c C -P 1 -q XADD <key> * f v`; returns requests/s and the raw line.
-pub fn xadd_ceiling(redis_url: &str, key: &str, requests: u64, clients: usize) -> Result<(f64, String)> {
-    let u = url::Url::parse(redis_url)?;
-    let host = u.host_str().unwrap_or("127.0.0.1").to_string();
-    let port = u.port().unwrap_or(6379).to_string();
-    let out = std::process::Command::new("redis-benchmark")
-        .args(["-h", &host, "-p", &port, "-n", &requests.to_string(), "-c", &clients.to_string(), "-P", "1", "-q", "XADD", key, "*", "f", "v"])
-        .output()
-        .context("run redis-benchmark (installed with redis-server)")?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    // -q prints progress with \r and the result last: "XADD …: 123456.79 requests per second, p50=…".
-    let line = text.split(['\r', '\n']).rfind(|l| l.contains("requests per second")).unwrap_or("").trim().to_string();
-    let rps = line
-        .split("requests per second")
-        .next()
-        .and_then(|s| s.rsplit(':').next())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .ok_or_else(|| anyhow!("cannot read redis-benchmark output: {text:?} {}", String::from_utf8_lossy(&out.stderr)))?;
-    Ok((rps, line))
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use crate::stack::Stack;
 use anyhow::Result;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -31,13 +30,10 @@ pub async fn run(redis_url: &str, a: &SoakArgs) -> Result<Value> {
     }
     let pids = stack.pids();
     let spec = LoadSpec {
-        url: format!("{}/v1/couplets", stack.api_base()?),
-        rate,
-        duration: Duration::from_secs_f64(secs),
         connections: 32,
-        bearer: None,
         collect_ids: true,
-        body: Arc::new(crate::submit::body),
+        generators: crate::generators(),
+        ..LoadSpec::new(format!("{}/v1/couplets", stack.api_base()?), rate, Duration::from_secs_f64(secs))
     };
     let load1 = procstat::loadavg().0;
     let win = CpuWindow::start(&pids);
@@ -108,7 +104,8 @@ pub async fn run(redis_url: &str, a: &SoakArgs) -> Result<Value> {
         "settings": {"reference_rate": a.rate, "fraction": a.fraction, "rate": rate, "minutes": a.minutes, "workers": a.workers, "intra_threads": a.intra_threads},
         "rss": per, "within": all_ok, "max_growth_pct": a.max_growth_pct,
         "samples": samples.iter().map(|(t, m)| json!({"t_s": t, "rss_kib": m})).collect::<Vec<_>>(),
-        "submit": {"ok": submit.ok, "errors": submit.errors, "latency_ms": {"p50": submit.ms(0.5), "p99": submit.ms(0.99)}},
+        "submit": {"ok": submit.ok, "errors": submit.errors, "latency_ms": {"p50": submit.ms(0.5), "p99": submit.ms(0.99)},
+                   "generator_lag_ms": {"p50": submit.lag_ms(0.5), "p99": submit.lag_ms(0.99), "max": submit.lag_ms(1.0)}},
         "jobs": done.json(), "cpu": cpu.json(), "load1_at_start": load1,
     });
     report::write_json("soak", &v)?;

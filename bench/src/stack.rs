@@ -8,7 +8,7 @@
 //! running bench future).
 
 use anyhow::{anyhow, bail, Context, Result};
-use common::keys::Keys;
+use common::store::Keys;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -180,8 +180,8 @@ impl Stack {
         self.api.iter().chain(self.workers.iter()).map(|p| (p.name.clone(), p.pid())).collect()
     }
 
-    /// `couplet-api keys create` under this prefix; returns the API key.
-    pub fn create_key(&self, name: &str, rate: &str, burst: u32) -> Result<String> {
+    /// `couplet-api keys create` under this prefix; returns the API key and its id (the jobs' owner).
+    pub fn create_key(&self, name: &str, rate: &str, burst: u32) -> Result<(String, String)> {
         let out = Command::new(bin("couplet-api")?)
             .env("REDIS_URL", &self.redis_url)
             .env("KEY_PREFIX", &self.prefix)
@@ -192,7 +192,9 @@ impl Stack {
             bail!("keys create failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("keys create output")?;
-        v["key"].as_str().map(str::to_string).ok_or_else(|| anyhow!("keys create printed no key"))
+        let key = v["key"].as_str().map(str::to_string).ok_or_else(|| anyhow!("keys create printed no key"))?;
+        let id = v["id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("keys create printed no id"))?;
+        Ok((key, id))
     }
 
     /// Sum of `<name>_sum` and `<name>_count` over every worker's `/metrics`.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use crate::request::ValidRequest;
+use crate::store::fields::{job as f, status};
 use crate::Style;
 
 /// Lifecycle of a job.
@@ -28,13 +29,24 @@ impl JobStatus {
     /// Parses the stored form.
     pub fn parse(s: &str) -> Option<JobStatus> {
         Some(match s {
-            "queued" => JobStatus::Queued,
-            "running" => JobStatus::Running,
-            "succeeded" => JobStatus::Succeeded,
-            "failed" => JobStatus::Failed,
-            "canceled" => JobStatus::Canceled,
+            status::QUEUED => JobStatus::Queued,
+            status::RUNNING => JobStatus::Running,
+            status::SUCCEEDED => JobStatus::Succeeded,
+            status::FAILED => JobStatus::Failed,
+            status::CANCELED => JobStatus::Canceled,
             _ => return None,
         })
+    }
+
+    /// The stored form (also the JSON form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => status::QUEUED,
+            JobStatus::Running => status::RUNNING,
+            JobStatus::Succeeded => status::SUCCEEDED,
+            JobStatus::Failed => status::FAILED,
+            JobStatus::Canceled => status::CANCELED,
+        }
     }
 
     /// True for succeeded, failed and canceled.
@@ -186,21 +198,21 @@ impl JobView {
     /// Builds the view from the job hash; `None` if the hash is empty or damaged.
     pub fn from_hash(h: &HashMap<String, String>) -> Option<JobView> {
         let ts = |k: &str| h.get(k).and_then(|v| v.parse::<i64>().ok()).and_then(rfc3339_ms);
-        let webhook = h.get("wh_status").map(|s| WebhookState {
+        let webhook = h.get(f::WH_STATUS).map(|s| WebhookState {
             status: s.clone(),
-            attempts: h.get("wh_attempts").and_then(|v| v.parse().ok()).unwrap_or(0),
-            last_error: h.get("wh_last_error").cloned(),
+            attempts: h.get(f::WH_ATTEMPTS).and_then(|v| v.parse().ok()).unwrap_or(0),
+            last_error: h.get(f::WH_LAST_ERROR).cloned(),
         });
         Some(JobView {
-            id: h.get("id")?.clone(),
-            status: JobStatus::parse(h.get("status")?)?,
-            request: h.get("request").and_then(|r| serde_json::from_str(r).ok()),
-            result: h.get("result").and_then(|r| serde_json::from_str(r).ok()),
-            error: h.get("error").and_then(|r| serde_json::from_str(r).ok()),
-            attempts: h.get("attempts").and_then(|v| v.parse().ok()).unwrap_or(0),
-            created_at: ts("created_at"),
-            started_at: ts("started_at"),
-            finished_at: ts("finished_at"),
+            id: h.get(f::ID)?.clone(),
+            status: JobStatus::parse(h.get(f::STATUS)?)?,
+            request: h.get(f::REQUEST).and_then(|r| serde_json::from_str(r).ok()),
+            result: h.get(f::RESULT).and_then(|r| serde_json::from_str(r).ok()),
+            error: h.get(f::ERROR).and_then(|r| serde_json::from_str(r).ok()),
+            attempts: h.get(f::ATTEMPTS).and_then(|v| v.parse().ok()).unwrap_or(0),
+            created_at: ts(f::CREATED_AT),
+            started_at: ts(f::STARTED_AT),
+            finished_at: ts(f::FINISHED_AT),
             webhook,
         })
     }
@@ -234,6 +246,14 @@ mod tests {
         assert_eq!(v.created_at.as_deref(), Some("2023-11-14T22:13:20.123Z"));
         assert_eq!(v.result.expect("result").style, Style::Festive);
         assert!(JobView::from_hash(&HashMap::new()).is_none());
+    }
+
+    #[test]
+    fn the_stored_status_is_the_json_status() {
+        for st in [JobStatus::Queued, JobStatus::Running, JobStatus::Succeeded, JobStatus::Failed, JobStatus::Canceled] {
+            assert_eq!(serde_json::to_value(st).expect("json"), st.as_str());
+            assert_eq!(JobStatus::parse(st.as_str()), Some(st));
+        }
     }
 
     #[test]

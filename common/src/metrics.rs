@@ -66,6 +66,8 @@ pub mod names {
     pub const WEBHOOK_DELIVERY_LATENCY_SECONDS: &str = "pixel_couplet_webhook_delivery_latency_seconds";
     /// Webhook deliveries being sent right now.
     pub const WEBHOOK_INFLIGHT: &str = "pixel_couplet_webhook_inflight";
+    /// Supervised background tasks that panicked, failed or ended before shutdown, by task.
+    pub const TASK_FAILURES_TOTAL: &str = "pixel_couplet_task_failures_total";
 }
 
 /// Bounded label values for `route` of the HTTP metrics (one per route of the API).
@@ -133,6 +135,24 @@ pub mod outcome {
     pub const DEAD_LETTERED: &str = "dead_lettered";
     /// Webhook target refused by the SSRF policy at delivery time.
     pub const REFUSED: &str = "refused";
+}
+
+/// `task` label values: the supervised background tasks ([`crate::supervise`]).
+pub mod task {
+    /// The API's HTTP accept loop (shuts the API down when it fails).
+    pub const API_SERVER: &str = "api_server";
+    /// The API's job-completion subscription that wakes `?wait` polls (restarted).
+    pub const COMPLETION_LISTENER: &str = "completion_listener";
+    /// The API's loop that re-creates the consumer group (restarted).
+    pub const GROUP_KEEPER: &str = "group_keeper";
+    /// The worker's batching consumer (restarted).
+    pub const CONSUMER: &str = "consumer";
+    /// The worker's webhook dispatcher (restarted).
+    pub const WEBHOOK_DISPATCHER: &str = "webhook_dispatcher";
+    /// The worker's metrics and health listener (shuts the worker down when it fails).
+    pub const WORKER_HTTP: &str = "worker_http";
+    /// Every value.
+    pub const ALL: &[&str] = &[API_SERVER, COMPLETION_LISTENER, GROUP_KEEPER, CONSUMER, WEBHOOK_DISPATCHER, WORKER_HTTP];
 }
 
 /// Buckets of the seed product's latency histogram, plus finer ones below 0.1 s.
@@ -331,6 +351,23 @@ impl WebhookMetrics {
     }
 }
 
+/// Failures of supervised background tasks ([`crate::supervise`]).
+#[derive(Clone)]
+pub struct TaskMetrics {
+    /// `pixel_couplet_task_failures_total{task}`.
+    pub failures: IntCounterVec,
+}
+
+impl TaskMetrics {
+    /// Registers the task metrics. Series appear (at 0) for the tasks a
+    /// process actually supervises, when it starts them.
+    pub fn new(r: &Registry) -> Self {
+        TaskMetrics {
+            failures: counter_vec(r, names::TASK_FAILURES_TOTAL, "Supervised background tasks that panicked, failed or ended before shutdown.", &["task"]),
+        }
+    }
+}
+
 /// Encodes a registry in the Prometheus text format.
 pub fn encode(r: &Registry) -> String {
     use prometheus::Encoder;
@@ -351,6 +388,7 @@ mod tests {
         let _q = QueueMetrics::new(&r);
         let w = WorkerMetrics::new(&r);
         let _h = WebhookMetrics::new(&r);
+        let _t = TaskMetrics::new(&r);
         api.requests.with_label_values(&["submit", "POST", "202", "festive"]).inc();
         w.batch_size.observe(8.0);
         api.latency.with_label_values(&["submit"]).observe(0.01);

@@ -68,6 +68,8 @@ impl managed::Manager for Manager {
         Ok(Tracked { conn, broken: false })
     }
 
+    // A connection health check below the job protocol, so outside common::store (clippy.toml).
+    #[allow(clippy::disallowed_methods)]
     async fn recycle(&self, t: &mut Tracked, m: &Metrics) -> RecycleResult<RedisError> {
         if t.broken {
             return Err(RecycleError::message("connection failed; discarded"));

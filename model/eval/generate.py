@@ -1,6 +1,7 @@
 """Generate the model's couplets for the fixed evaluation inputs, through the real worker binary.
 
-    python3 model/eval/generate.py --tag after                       # models/default, default pool
+    python3 model/eval/generate.py --tag after                       # models/default, default pools
+    python3 model/eval/generate.py --tag after4 --pool-idle 8        # larger pool at batch 1 (opt-in)
     python3 model/eval/generate.py --tag before --model-dir /tmp/old --pool 1
     python3 model/eval/generate.py --tag after --samples model/eval/samples_after.tsv   # + 20/style showcase
 
@@ -52,6 +53,9 @@ def main():
     ap.add_argument("--tag", required=True)
     ap.add_argument("--model-dir", default="")
     ap.add_argument("--pool", type=int, default=0, help="CANDIDATE_POOL (0 = the worker's default)")
+    ap.add_argument("--pool-idle", type=int, default=0,
+                    help="CANDIDATE_POOL_IDLE, the pool of a small batch (0 = the worker's default, off; "
+                         "the after4 run used --pool-idle 8)")
     ap.add_argument("--samples", default="", help="also write 20 unedited theme couplets per style here")
     a = ap.parse_args()
     env = dict(os.environ)
@@ -59,6 +63,9 @@ def main():
         env["MODEL_DIR"] = a.model_dir
     if a.pool:
         env["CANDIDATE_POOL"] = str(a.pool)
+        env["CANDIDATE_POOL_IDLE"] = str(a.pool)
+    if a.pool_idle:
+        env["CANDIDATE_POOL_IDLE"] = str(a.pool_idle)
     rows = read_inputs()
     os.makedirs(os.path.join(HERE, "outputs"), exist_ok=True)
     path = os.path.join(HERE, "outputs", f"{a.tag}.tsv")

@@ -3,6 +3,7 @@
 //! each stack under its own random `KEY_PREFIX`, and removes every key of
 //! that prefix when the stack is dropped, so tests can run side by side.
 #![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // black-box: inspects Redis from outside the store (clippy.toml)
 
 use serde_json::{json, Value};
 use std::net::TcpListener;

@@ -8,6 +8,7 @@
 //! image `candidate` that is not a 0-based index of the job's candidates is the
 //! image route's bad-query error (400 `invalid_query`, like a bad `scale`).
 #![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // black-box: inspects Redis from outside the store (clippy.toml)
 
 use couplet_tests::*;
 use serde_json::{json, Value};

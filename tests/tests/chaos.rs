@@ -18,6 +18,7 @@
 //! Each test is bounded (about 90 s on a 2-core machine). The job count of the
 //! kill test can be lowered with `CHAOS_JOBS` on slower machines.
 #![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // black-box: inspects Redis from outside the store (clippy.toml)
 
 use couplet_tests::*;
 use futures::StreamExt;

@@ -3,6 +3,7 @@
 //! replayed once to success through the real worker, and a second replay of
 //! the same entry queues nothing; purge by id and by age empties the stream.
 #![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // black-box: inspects Redis from outside the store (clippy.toml)
 
 use couplet_tests::*;
 use std::process::Command;

@@ -8,6 +8,7 @@
 //! each test can script exactly how the receiver answers (fail, stall, hang,
 //! redirect, be down) and record what reached it.
 #![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // black-box: inspects Redis from outside the store (clippy.toml)
 
 use couplet_tests::*;
 use serde_json::{json, Value};
@@ -515,7 +516,7 @@ async fn ssrf_targets_are_refused_at_submission() {
     assert_eq!(st, 202, "a public IP is accepted: {v}");
     // Nothing refused was queued.
     let mut c = s.redis().await;
-    let n: u64 = redis::cmd("XLEN").arg(common::keys::Keys::new(s.prefix.clone()).stream()).query_async(&mut c).await.unwrap_or(0);
+    let n: u64 = redis::cmd("XLEN").arg(common::store::Keys::new(s.prefix.clone()).stream()).query_async(&mut c).await.unwrap_or(0);
     assert!(n <= 1, "refused submissions reached the stream ({n})");
 }
 
@@ -729,7 +730,7 @@ async fn a_slow_receiver_does_not_slow_job_processing() {
 async fn the_queue_quota_is_per_key_and_freed_when_jobs_finish() {
     let mut s = Stack::start(StackOptions::default().api("AUTH_MODE", "required").api("MAX_BACKLOG_PER_KEY", "2")).await;
     s.kill_worker(0);
-    let (a_id, a, _) = s.create_key("a", "100/s", 100);
+    let (_, a, _) = s.create_key("a", "100/s", 100);
     let (_, b, _) = s.create_key("b", "100/s", 100);
     for i in 0..2u64 {
         submit_as(&s, Some(&a), theme_body("春", "classic", 5, i)).await;
@@ -743,7 +744,7 @@ async fn the_queue_quota_is_per_key_and_freed_when_jobs_finish() {
     let b_job = submit_as(&s, Some(&b), theme_body("春", "classic", 5, 1)).await;
     // The per-key backlog key expires (cannot leak) and counts a's two jobs.
     let mut c = s.redis().await;
-    let backlog = format!("{}backlog:{a_id}", s.prefix);
+    let backlog = format!("{}backlog:{}", s.prefix, common::store::hash_key(&a));
     let (n, ttl): (u64, i64) = redis::pipe().cmd("ZCARD").arg(&backlog).cmd("TTL").arg(&backlog).query_async(&mut c).await.unwrap();
     assert_eq!(n, 2);
     assert!(ttl > 0, "backlog key has a TTL: {ttl}");

@@ -2,6 +2,7 @@
 //! failed job, `?wait` long polls have their own route label, security
 //! headers on real responses, and the start-up refusal of an evicting Redis.
 #![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // black-box: inspects Redis from outside the store (clippy.toml)
 
 use couplet_tests::*;
 use serde_json::json;

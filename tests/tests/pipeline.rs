@@ -1,5 +1,6 @@
 //! [pipeline] black-box tests: real binaries, real Redis, real model.
 #![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // black-box: inspects Redis from outside the store (clippy.toml)
 
 use couplet_tests::*;
 use serde_json::json;

@@ -52,6 +52,13 @@ pub struct ModelArgs {
     /// (1 = plain sampling; a request's `candidates` raises it for that request).
     #[arg(long, env = "CANDIDATE_POOL", default_value_t = crate::model::DEFAULT_POOL, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=16), global = true)]
     pub candidate_pool: usize,
+    /// Samples decoded per request when the batch is small: a batch of n requests decodes
+    /// clamp(CANDIDATE_POOL_IDLE × CANDIDATE_POOL / n, CANDIDATE_POOL, CANDIDATE_POOL_IDLE)
+    /// per request, so spare capacity buys better ranking and a full batch costs what it
+    /// costs at CANDIDATE_POOL (0 or a value ≤ CANDIDATE_POOL: off, the default; opt-in,
+    /// since 8 did not improve the judged evaluation, MODEL_CARD.md).
+    #[arg(long, env = "CANDIDATE_POOL_IDLE", default_value_t = crate::model::DEFAULT_POOL_IDLE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=16), global = true)]
+    pub candidate_pool_idle: usize,
 }
 
 /// Queue consumer and dispatcher settings.

@@ -9,9 +9,10 @@
 use crate::config::WorkerConfig;
 use crate::lost::Lost;
 use crate::model::Generator;
-use crate::queue::{Entry, Outcome, Queue, QueueError, Start};
+use crate::queue::{Entry, Outcome, Queue, QueueError};
 use common::job::{now_ms, JobError};
 use common::metrics::{outcome, WorkerMetrics};
+use common::store::{StartLimits, Started};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -132,23 +133,24 @@ impl Consumer {
     }
 
     async fn process(&self, entries: Vec<Entry>) -> Result<(), QueueError> {
-        let starts = self.queue.start(&entries, self.cfg.max_attempts, self.cfg.dead_letter_maxlen).await?;
+        let limits = StartLimits { max_attempts: self.cfg.max_attempts, dead_letter_maxlen: self.cfg.dead_letter_maxlen };
+        let starts = self.queue.start(&entries, limits).await?;
         let mut runnable = Vec::new();
         let mut invalid = Vec::new();
         for (e, s) in entries.into_iter().zip(starts) {
             match s {
-                Start::Run(attempt) => {
+                Started::Run(attempt) => {
                     self.metrics.attempts.inc();
                     if attempt > 1 {
                         self.metrics.retries.inc();
                     }
-                    match Queue::request_of(&e) {
+                    match e.request() {
                         Ok(r) => runnable.push((e, r)),
                         Err(err) => invalid.push((e, err.to_string())),
                     }
                 }
-                Start::Dead => self.metrics.jobs.with_label_values(&[outcome::FAILED, "none"]).inc(),
-                Start::Skip => {}
+                Started::DeadLettered(_) => self.metrics.jobs.with_label_values(&[outcome::FAILED, "none"]).inc(),
+                Started::Gone | Started::Final => {}
             }
         }
         let mut done: Vec<(Entry, Outcome, &'static str)> = invalid
@@ -213,7 +215,8 @@ impl Consumer {
             }
         };
         let now = now_ms();
-        for ((e, o, style), first) in done.iter().zip(stored) {
+        for ((e, o, style), completed) in done.iter().zip(stored) {
+            let first = completed.is_stored();
             let label = match (o, first) {
                 (_, false) => outcome::DUPLICATE,
                 (Outcome::Succeeded(_), true) => outcome::SUCCEEDED,

@@ -31,6 +31,7 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
         device: cli.model.device,
         intra_threads: cli.model.intra_threads,
         pool: cli.model.candidate_pool,
+        pool_idle: cli.model.candidate_pool_idle,
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::Generate(args) => {
@@ -44,7 +45,11 @@ fn real_main(cli: Cli) -> anyhow::Result<i32> {
         Command::Run => {
             let config = cli.run.validate().map_err(|e| anyhow::anyhow!(e))?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(worker::run::run(config, opts))?;
+            let outcome = rt.block_on(worker::run::run(config, opts, common::shutdown::signal()));
+            // Never wait for work the drain deadline abandoned (an inference call on a
+            // blocking thread): its entries are reclaimed by another worker.
+            rt.shutdown_background();
+            outcome?;
             Ok(0)
         }
     }

@@ -90,12 +90,13 @@ pub fn bench(gen: &Generator, args: &BenchArgs) -> anyhow::Result<i32> {
     let themes = ["龙年 吉祥", "开业大吉", "家和", "春", "福寿", "金榜题名", "国泰民安", "马到成功"];
     let styles = common::Style::ALL;
     println!(
-        "model bench: provider={} load={:.3}s candidates={} pool={} (samples decoded per request: {})",
+        "model bench: provider={} load={:.3}s candidates={} pool={} (samples decoded per request at batch {}: {})",
         gen.provider(),
         gen.load_seconds(),
         args.candidates,
         gen.pool(),
-        gen.pool().max(args.candidates.max(1) as usize)
+        args.batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("/"),
+        args.batches.iter().map(|&b| gen.pool_for(b).max(args.candidates.max(1) as usize).to_string()).collect::<Vec<_>>().join("/")
     );
     println!("{:>6} {:>10} {:>14} {:>14} {:>12}", "batch", "batches", "couplets/s", "ms/batch", "ms/couplet");
     let mut per_couplet_ms = Vec::new();

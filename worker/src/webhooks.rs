@@ -22,12 +22,10 @@
 //! host again and undo the SSRF check's address pinning.
 
 use crate::config::WebhookConfig;
-use common::job::JobView;
-use common::keys::Keys;
 use common::metrics::{outcome, WebhookMetrics};
-use common::scripts::scripts;
-use common::signing::sign;
 use common::redis_pool::Pool;
+use common::signing::sign;
+use common::store::{Retry, Store, StoreError, WebhookAttempt, WebhookRecorded};
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,7 +40,7 @@ pub const DEFER: Duration = Duration::from_millis(300);
 #[derive(Clone)]
 pub struct Dispatcher {
     pool: Pool,
-    keys: Keys,
+    store: Store,
     cfg: Arc<WebhookConfig>,
     metrics: WebhookMetrics,
     busy: Arc<Mutex<Busy>>,
@@ -110,10 +108,19 @@ enum AttemptError {
     Transport(String),
 }
 
+/// A Redis failure of the dispatcher (logged; the outbox lease retries).
+#[derive(Debug, thiserror::Error)]
+enum DispatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("redis pool: {0}")]
+    Pool(#[from] common::redis_pool::PoolError),
+}
+
 impl Dispatcher {
-    /// A dispatcher over the outbox of `keys`.
-    pub fn new(pool: Pool, keys: Keys, cfg: WebhookConfig, metrics: WebhookMetrics) -> Self {
-        Dispatcher { pool, keys, cfg: Arc::new(cfg), metrics, busy: Arc::default() }
+    /// A dispatcher over the outbox of `store`.
+    pub fn new(pool: Pool, store: Store, cfg: WebhookConfig, metrics: WebhookMetrics) -> Self {
+        Dispatcher { pool, store, cfg: Arc::new(cfg), metrics, busy: Arc::default() }
     }
 
     fn lease(&self) -> Duration {
@@ -155,39 +162,35 @@ impl Dispatcher {
         let _ = tokio::time::timeout(self.cfg.timeout, async { while tasks.join_next().await.is_some() {} }).await;
     }
 
-    async fn claim(&self, limit: usize) -> Result<Vec<String>, redis::RedisError> {
-        let mut c = self.pool.get().await.map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-        let mut inv = scripts().outbox_claim.script().prepare_invoke();
-        inv.key(self.keys.outbox()).arg(self.lease().as_millis() as u64).arg(limit);
-        inv.invoke_async(&mut *c).await
+    async fn claim(&self, limit: usize) -> Result<Vec<String>, DispatchError> {
+        Ok(self.store.outbox_claim(&mut *self.pool.get().await?, self.lease(), limit).await?)
     }
 
     async fn deliver(&self, job_id: &str) {
-        let job_key = self.keys.job(job_id);
-        let hash: HashMap<String, String> = match self.pool.get().await {
-            Ok(mut c) => match redis::cmd("HGETALL").arg(&job_key).query_async(&mut *c).await {
-                Ok(h) => h,
-                Err(e) => return tracing::warn!(error = %e, "webhook job read failed; lease will retry"),
-            },
+        let read = match self.pool.get().await {
+            Ok(mut c) => self.store.delivery(&mut *c, job_id).await.map_err(DispatchError::from),
+            Err(e) => Err(e.into()),
+        };
+        let d = match read {
+            Ok(d) => d,
             Err(e) => return tracing::warn!(error = %e, "webhook job read failed; lease will retry"),
         };
-        let Some(view) = JobView::from_hash(&hash) else {
-            let _ = self.record(job_id, "delivered", "job expired").await;
+        // An expired job, or one without a callback: nothing to deliver, it leaves the outbox.
+        let Some(d) = d else {
+            let _ = self.record(job_id, WebhookAttempt::Delivered, 0).await;
             return;
         };
-        let Some(url) = view.request.as_ref().and_then(|r| r.callback_url.clone()) else {
-            let _ = self.record(job_id, "delivered", "no callback").await;
+        let Some(url) = d.view.request.as_ref().and_then(|r| r.callback_url.clone()) else {
+            let _ = self.record(job_id, WebhookAttempt::Delivered, d.attempts).await;
             return;
         };
-        let owner = hash.get("owner").cloned().unwrap_or_default();
-        let Some(_turn) = take_turn(&self.busy, &origin(&url), &owner, self.cfg.per_host, self.cfg.per_key) else {
+        let Some(_turn) = take_turn(&self.busy, &origin(&url), &d.owner, self.cfg.per_host, self.cfg.per_key) else {
             return self.defer(job_id).await;
         };
-        let secret = hash.get("wh_secret").cloned().unwrap_or_else(|| self.cfg.secret.clone());
-        let finished_ms: i64 = hash.get("finished_at").and_then(|v| v.parse().ok()).unwrap_or(0);
-        let attempts_so_far: usize = hash.get("wh_attempts").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let secret = d.secret.clone().unwrap_or_else(|| self.cfg.secret.clone());
+        let (finished_ms, attempts_so_far) = (d.finished_ms, d.attempts);
         // Body without the webhook state: receivers get the job as GET shows it at completion.
-        let mut body_view = view.clone();
+        let mut body_view = d.view;
         body_view.webhook = None;
         let body = serde_json::to_vec(&body_view).unwrap_or_default();
         self.metrics.attempts.inc();
@@ -199,15 +202,15 @@ impl Dispatcher {
                 self.metrics.deliveries.with_label_values(&[outcome::DELIVERED]).inc();
                 let lat = (common::job::now_ms() - finished_ms).max(0) as f64 / 1000.0;
                 self.metrics.latency.observe(lat);
-                if let Err(e) = self.record(job_id, "delivered", "").await {
+                if let Err(e) = self.record(job_id, WebhookAttempt::Delivered, attempts_so_far).await {
                     tracing::warn!(error = %e, "could not record webhook delivery");
                 }
             }
             Err(err) => {
                 let label = if matches!(err, AttemptError::Refused(_)) { outcome::REFUSED } else { outcome::ATTEMPT_FAILED };
                 self.metrics.deliveries.with_label_values(&[label]).inc();
-                match self.record(job_id, "failed", &err.to_string()).await {
-                    Ok(r) if r == "dead_lettered" => {
+                match self.record(job_id, WebhookAttempt::Failed(&err.to_string()), attempts_so_far).await {
+                    Ok(WebhookRecorded::DeadLettered) => {
                         self.metrics.deliveries.with_label_values(&[outcome::DEAD_LETTERED]).inc();
                         tracing::warn!(job = job_id, attempts = attempts_so_far + 1, "webhook dead-lettered");
                     }
@@ -223,8 +226,8 @@ impl Dispatcher {
         let jitter = rand::rng().random_range(0..DEFER.as_millis() as u64);
         let at = common::job::now_ms() as u64 + DEFER.as_millis() as u64 + jitter;
         let res = match self.pool.get().await {
-            Ok(mut c) => redis::cmd("ZADD").arg(self.keys.outbox()).arg("XX").arg(at).arg(job_id).query_async::<i64>(&mut *c).await.map(|_| ()),
-            Err(e) => Err(redis::RedisError::from(std::io::Error::other(e.to_string()))),
+            Ok(mut c) => self.store.outbox_defer(&mut *c, job_id, at).await.map_err(DispatchError::from),
+            Err(e) => Err(e.into()),
         };
         if let Err(e) = res {
             tracing::debug!(error = %e, "could not defer a webhook delivery; its lease will run out instead");
@@ -264,24 +267,13 @@ impl Dispatcher {
         }
     }
 
-    async fn record(&self, job_id: &str, what: &str, error: &str) -> Result<String, redis::RedisError> {
-        let attempts: usize = {
-            let mut c = self.pool.get().await.map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-            redis::cmd("HGET").arg(self.keys.job(job_id)).arg("wh_attempts").query_async::<Option<usize>>(&mut *c).await?.unwrap_or(0)
-        };
-        let next = self.cfg.schedule.get(attempts + 1).copied().unwrap_or_default();
+    /// Records an attempt; `attempts_so_far` (read with the job) picks the
+    /// next delay from the schedule when the attempt failed.
+    async fn record(&self, job_id: &str, attempt: WebhookAttempt<'_>, attempts_so_far: u32) -> Result<WebhookRecorded, DispatchError> {
+        let next = self.cfg.schedule.get(attempts_so_far as usize + 1).copied().unwrap_or_default();
         let jitter = rand::rng().random_range(0.8..1.2);
-        let delay_ms = (next.as_millis() as f64 * jitter) as u64;
-        let mut c = self.pool.get().await.map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-        let mut inv = scripts().outbox_result.script().prepare_invoke();
-        inv.key(self.keys.outbox())
-            .key(self.keys.job(job_id))
-            .arg(job_id)
-            .arg(what)
-            .arg(error)
-            .arg(self.cfg.schedule.len())
-            .arg(delay_ms);
-        inv.invoke_async(&mut *c).await
+        let retry = Retry { max_attempts: self.cfg.schedule.len(), delay: next.mul_f64(jitter) };
+        Ok(self.store.outbox_result(&mut *self.pool.get().await?, job_id, attempt, retry).await?)
     }
 }
 

@@ -41,6 +41,7 @@ fn generator() -> &'static Generator {
             device: Device::Cpu,
             intra_threads: 0,
             pool: worker::model::DEFAULT_POOL,
+            pool_idle: worker::model::DEFAULT_POOL_IDLE,
         };
         Generator::load(&opts).unwrap_or_else(|e| panic!("model did not load (run scripts/setup.sh): {e}"))
     })

@@ -14,6 +14,7 @@ fn generator() -> Generator {
         device: Device::Cpu,
         intra_threads: 0,
         pool: worker::model::DEFAULT_POOL,
+        pool_idle: worker::model::DEFAULT_POOL_IDLE,
     })
     .expect("model loads (run scripts/setup.sh for ONNX Runtime)")
 }

@@ -7,7 +7,6 @@
 use super::jobs::{wait_for, Hold};
 use super::submit::enqueue;
 use super::Handled;
-use crate::auth::authorize;
 use crate::error::ApiError;
 use crate::state::AppState;
 use common::job::JobStatus;
@@ -20,8 +19,7 @@ where
     S: futures::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: bytes::Buf,
 {
-    let caller = authorize(&state, &headers, addr).await?;
-    let sub = enqueue(&state, &caller, &headers, body).await?;
+    let (caller, sub) = enqueue(&state, &headers, addr, body).await?;
     let view = wait_for(&state, &caller, &sub.id, state.cfg.generate_timeout, Hold::Uncapped).await?;
     match view.status {
         JobStatus::Succeeded => {}

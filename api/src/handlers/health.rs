@@ -19,8 +19,7 @@ pub async fn healthz() -> Result<Handled, ApiError> {
 pub async fn readyz(state: AppState) -> Result<Handled, ApiError> {
     let check = async {
         let mut c = state.redis.get().await.ok()?;
-        let groups: redis::Value = redis::cmd("XINFO").arg("GROUPS").arg(state.keys.stream()).query_async(&mut *c).await.ok()?;
-        Some(matches!(groups, redis::Value::Array(ref a) if !a.is_empty()))
+        state.store.group_ready(&mut *c).await.ok()
     };
     let ok = matches!(tokio::time::timeout(Duration::from_secs(1), check).await, Ok(Some(true)));
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

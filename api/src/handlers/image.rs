@@ -78,7 +78,7 @@ pub async fn get(
     let caller = authorize(&state, &headers, addr).await?;
     let opts = options(&q)?;
     let index = candidate_index(&q)?;
-    let (view, _) = load_job(&state, &caller, &id).await?;
+    let view = load_job(&state, &caller, &id).await?;
     let result = match (view.status, view.result) {
         (JobStatus::Succeeded, Some(r)) => r,
         (s, _) => return Err(ApiError::NotReady(serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())),

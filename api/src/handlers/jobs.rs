@@ -8,8 +8,8 @@ use super::{load_job, Handled};
 use crate::auth::{authorize, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
-use common::job::{now_ms, JobView};
-use common::scripts::scripts;
+use common::job::JobView;
+use common::store::Canceled;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -45,7 +45,7 @@ pub enum Hold {
 /// the caller's `MAX_WAITS_PER_KEY` is not held: it answers the job as it is now.
 pub async fn wait_for(state: &AppState, caller: &Caller, id: &str, wait: Duration, hold: Hold) -> Result<JobView, ApiError> {
     if wait.is_zero() {
-        return Ok(load_job(state, caller, id).await?.0);
+        return load_job(state, caller, id).await;
     }
     let waiter = match hold {
         Hold::Uncapped => state.waiters.register_uncapped(id),
@@ -53,19 +53,19 @@ pub async fn wait_for(state: &AppState, caller: &Caller, id: &str, wait: Duratio
             Ok(w) => w,
             Err(e) => {
                 tracing::debug!(owner = %caller.owner, "{e}: answering without holding");
-                return Ok(load_job(state, caller, id).await?.0);
+                return load_job(state, caller, id).await;
             }
         },
     };
     let notified = waiter.notify().notified();
     tokio::pin!(notified);
     notified.as_mut().enable();
-    let (view, _) = load_job(state, caller, id).await?;
+    let view = load_job(state, caller, id).await?;
     if view.status.is_final() {
         return Ok(view);
     }
     let _ = tokio::time::timeout(wait, notified).await;
-    Ok(load_job(state, caller, id).await?.0)
+    load_job(state, caller, id).await
 }
 
 /// `GET /v1/jobs/{id}`.
@@ -84,24 +84,16 @@ pub async fn delete(state: AppState, id: String, headers: HeaderMap, addr: Optio
     if !common::job::is_job_id(&id) {
         return Err(ApiError::NotFound);
     }
-    let mut inv = scripts().cancel.script().prepare_invoke();
-    inv.key(state.keys.job(&id))
-        .key(state.keys.outbox())
-        .arg(&caller.owner)
-        .arg(now_ms())
-        .arg(state.keys.done_channel())
-        .arg(&id);
-    let outcome: String = {
+    let outcome = {
         let mut c = state.conn().await?;
-        inv.invoke_async(&mut *c).await?
+        state.store.cancel(&mut *c, &id, &caller.owner).await?
     };
-    match outcome.as_str() {
-        "ok" => {
-            let (view, _) = load_job(&state, &caller, &id).await?;
+    match outcome {
+        Canceled::Canceled(view) => {
             let style = view.request.as_ref().map(|r| r.style);
             Ok(Handled::json(StatusCode::OK, &serde_json::to_value(&view).unwrap_or_default()).with_style(style).with_rate(&caller))
         }
-        "not_found" => Err(ApiError::NotFound),
-        other => Err(ApiError::NotCancelable(other.to_string())),
+        Canceled::NotFound => Err(ApiError::NotFound),
+        Canceled::NotCancelable(status) => Err(ApiError::NotCancelable(status)),
     }
 }

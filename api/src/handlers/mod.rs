@@ -38,31 +38,21 @@ impl Handled {
 
     /// Adds the caller's rate-limit headers.
     pub fn with_rate(mut self, caller: &Caller) -> Self {
-        if let Some((limit, remaining, reset)) = caller.rate {
+        if let Some(r) = caller.rate {
             let h = self.response.headers_mut();
-            h.insert("ratelimit-limit", HeaderValue::from(limit));
-            h.insert("ratelimit-remaining", HeaderValue::from(remaining));
-            h.insert("ratelimit-reset", HeaderValue::from(reset));
+            h.insert("ratelimit-limit", HeaderValue::from(r.limit));
+            h.insert("ratelimit-remaining", HeaderValue::from(r.remaining));
+            h.insert("ratelimit-reset", HeaderValue::from(r.reset_s));
         }
         self
     }
 }
 
-/// Reads a job hash and checks ownership: another tenant's job is "not found".
-pub async fn load_job(
-    state: &crate::state::AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<(common::job::JobView, std::collections::HashMap<String, String>), crate::error::ApiError> {
-    use crate::error::ApiError;
+/// The caller's job `id`; another tenant's job is "not found".
+pub async fn load_job(state: &crate::state::AppState, caller: &Caller, id: &str) -> Result<common::job::JobView, crate::error::ApiError> {
     if !common::job::is_job_id(id) {
-        return Err(ApiError::NotFound);
+        return Err(crate::error::ApiError::NotFound);
     }
     let mut c = state.conn().await?;
-    let h: std::collections::HashMap<String, String> = redis::cmd("HGETALL").arg(state.keys.job(id)).query_async(&mut *c).await?;
-    if h.get("owner").map(String::as_str) != Some(caller.owner.as_str()) {
-        return Err(ApiError::NotFound);
-    }
-    let view = common::job::JobView::from_hash(&h).ok_or(ApiError::NotFound)?;
-    Ok((view, h))
+    state.store.job(&mut *c, id, &caller.owner).await?.ok_or(crate::error::ApiError::NotFound)
 }

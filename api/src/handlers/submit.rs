@@ -1,39 +1,50 @@
-//! `POST /v1/couplets`: authenticate, rate-limit, read and validate the body
-//! (same rules and error types as the model library), check the callback URL
-//! against the SSRF policy, then write the job hash and stream entry in one
-//! script call that also applies idempotency and admission control: the
-//! global backlog (`MAX_BACKLOG`, 503 `overloaded`) and the caller's own
-//! queued-or-running jobs (`MAX_BACKLOG_PER_KEY`, 429 `queue_quota`), so one
-//! tenant cannot fill the queue for everyone. In `AUTH_MODE=off` there are no
-//! tenants to protect from each other (every caller is `anon`), so only the
-//! global backlog applies.
+//! `POST /v1/couplets`: read what the caller presents, read and validate the
+//! body (same rules and error types as the model library), check the callback
+//! URL against the SSRF policy, then submit in one store call
+//! ([`common::store::Store::submit`], one round trip) that authenticates and
+//! rate-limits the caller, answers idempotent replays, applies admission
+//! control — the global backlog (`MAX_BACKLOG`, 503 `overloaded`) and the
+//! caller's own queued-or-running jobs (`MAX_BACKLOG_PER_KEY`, 429
+//! `queue_quota`), so one tenant cannot fill the queue for everyone — and
+//! queues the job. In `AUTH_MODE=off` there are no tenants to protect from each
+//! other (every caller is `anon`), so only the global backlog applies.
+//!
+//! Authorization still answers first: when the body is refused before Redis
+//! is asked, the caller is authorized on its own, and a 401 or 429 wins over
+//! the body's error, as when authorization ran before the body was read.
 
 use super::Handled;
-use crate::auth::{authorize, Caller};
+use crate::auth::{present, rate_limited, Caller};
 use crate::body::{check_json_content_type, parse_json, read_capped};
 use crate::error::ApiError;
 use crate::state::AppState;
-use common::job::{new_job_id, now_ms, RequestEcho};
-use common::keys::GROUP;
+use common::job::JobStatus;
 use common::request::{CoupletRequest, ValidRequest, ValidationError};
-use common::scripts::scripts;
+use common::store::{Admission, Idempotency, Submission, Submitted};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
 
 /// A queued (or replayed) job.
-pub struct Submitted {
+pub struct Queued {
     /// Job id.
     pub id: String,
+    /// The job's status now: `queued` for a new job, anything for a replay.
+    pub status: JobStatus,
     /// Whether an idempotency record answered.
     pub replayed: bool,
     /// Validated request.
     pub request: ValidRequest,
 }
 
-/// Reads, validates and enqueues; shared by `POST /v1/couplets` and `POST /generate`.
-pub async fn enqueue<S, B>(state: &AppState, caller: &Caller, headers: &HeaderMap, body: S) -> Result<Submitted, ApiError>
+/// A body that passed every check made before Redis.
+struct Prepared {
+    raw: CoupletRequest,
+    valid: ValidRequest,
+    idempotency_key: Option<Vec<u8>>,
+}
+
+async fn prepare<S, B>(state: &AppState, headers: &HeaderMap, body: S) -> Result<Prepared, ApiError>
 where
     S: futures::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: bytes::Buf,
@@ -49,53 +60,52 @@ where
             .await
             .map_err(|e| ValidationError::InvalidCallbackUrl(e.to_string()))?;
     }
-    let idem = headers.get("idempotency-key").map(|v| v.as_bytes().to_vec());
-    let (idem_key, body_hash) = match idem {
-        Some(k) if k.is_empty() || k.len() > 255 => {
-            return Err(ApiError::BadQuery("Idempotency-Key must be 1–255 bytes".into()));
+    let idempotency_key = headers.get("idempotency-key").map(|v| v.as_bytes().to_vec());
+    if idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 255) {
+        return Err(ApiError::BadQuery("Idempotency-Key must be 1–255 bytes".into()));
+    }
+    Ok(Prepared { raw, valid, idempotency_key })
+}
+
+/// Authorizes, reads, validates and enqueues; shared by `POST /v1/couplets` and `POST /generate`.
+pub async fn enqueue<S, B>(state: &AppState, headers: &HeaderMap, addr: Option<SocketAddr>, body: S) -> Result<(Caller, Queued), ApiError>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: bytes::Buf,
+{
+    let who = present(state, headers, addr)?;
+    let p = match prepare(state, headers, body).await {
+        Ok(p) => p,
+        Err(e) => {
+            who.authorize(state).await?;
+            return Err(e);
         }
-        Some(k) => {
-            let key_hash = hex::encode(Sha256::digest(&k));
-            // Same request means same parsed fields, whatever the whitespace or key order.
-            let canonical = serde_json::to_vec(&raw).unwrap_or_default();
-            (state.keys.idempotency(&caller.owner, &key_hash), hex::encode(Sha256::digest(&canonical)))
-        }
-        None => (String::new(), String::new()),
     };
-    let id = new_job_id();
-    let echo = serde_json::to_string(&RequestEcho::from(&valid)).unwrap_or_default();
-    let internal = serde_json::to_string(&valid).unwrap_or_default();
-    let secret = if caller.secret.is_empty() { state.cfg.webhook_secret.clone() } else { caller.secret.clone() };
-    let mut inv = scripts().submit.script().prepare_invoke();
-    inv.key(state.keys.job(&id))
-        .key(state.keys.stream())
-        .key(if idem_key.is_empty() { state.keys.idempotency("-", "-") } else { idem_key })
-        .key(state.keys.entries())
-        .key(state.keys.backlog(&caller.owner))
-        .arg(&id)
-        .arg(echo)
-        .arg(now_ms())
-        .arg(state.cfg.result_ttl_s)
-        .arg(state.cfg.stream_maxlen)
-        .arg(&caller.owner)
-        .arg(&body_hash)
-        .arg(state.cfg.max_backlog)
-        .arg(GROUP)
-        .arg(if valid.callback_url.is_some() { secret } else { String::new() })
-        .arg(if valid.callback_url.is_some() { "1" } else { "0" })
-        .arg(internal)
-        .arg(if state.cfg.auth_mode == crate::config::AuthMode::Off { 0 } else { state.cfg.max_backlog_per_key });
-    let mut c = state.conn().await?;
-    let (status, value): (String, String) = inv.invoke_async(&mut *c).await?;
-    match status.as_str() {
-        "created" => Ok(Submitted { id: value, replayed: false, request: valid }),
-        "replay" => {
+    // Same request means same parsed fields, whatever the whitespace or key order.
+    let fingerprint = p.idempotency_key.as_ref().map(|_| serde_json::to_vec(&p.raw).unwrap_or_default());
+    let cfg = &state.cfg;
+    let submission = Submission {
+        who: who.credential(state),
+        request: &p.valid,
+        idempotency: p.idempotency_key.as_deref().zip(fingerprint.as_deref()).map(|(key, fingerprint)| Idempotency { key, fingerprint }),
+        webhook_secret: &cfg.webhook_secret,
+        admission: Admission { ttl_s: cfg.result_ttl_s, stream_cap: cfg.stream_maxlen, max_backlog: cfg.max_backlog, per_key_quota: cfg.max_backlog_per_key },
+    };
+    let outcome = {
+        let mut c = state.conn().await?;
+        state.store.submit(&mut *c, &submission).await?
+    };
+    match outcome {
+        Submitted::Created { id, tenant } => Ok((tenant, Queued { id, status: JobStatus::Queued, replayed: false, request: p.valid })),
+        Submitted::Replayed { id, status, tenant } => {
             state.metrics.idempotent_replays.inc();
-            Ok(Submitted { id: value, replayed: true, request: valid })
+            Ok((tenant, Queued { id, status, replayed: true, request: p.valid }))
         }
-        "conflict" => Err(ApiError::IdempotencyConflict(value)),
-        "quota" => Err(ApiError::QueueQuota(value.parse().unwrap_or(0))),
-        _ => Err(ApiError::Overloaded(value.parse().unwrap_or(0))),
+        Submitted::Conflict { id } => Err(ApiError::IdempotencyConflict(id)),
+        Submitted::Overloaded { backlog } => Err(ApiError::Overloaded(backlog)),
+        Submitted::Quota { queued } => Err(ApiError::QueueQuota(queued)),
+        Submitted::Unauthorized => Err(who.unauthorized(state)),
+        Submitted::RateLimited(l) => Err(rate_limited(l)),
     }
 }
 
@@ -105,17 +115,9 @@ where
     S: futures::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: bytes::Buf,
 {
-    let caller = authorize(&state, &headers, addr).await?;
-    let sub = enqueue(&state, &caller, &headers, body).await?;
-    let status = if sub.replayed {
-        // A replay answers with the original job as it stands now.
-        let mut c = state.conn().await?;
-        let st: Option<String> = redis::cmd("HGET").arg(state.keys.job(&sub.id)).arg("status").query_async(&mut *c).await?;
-        st.unwrap_or_else(|| "queued".into())
-    } else {
-        "queued".into()
-    };
-    let mut h = Handled::json(StatusCode::ACCEPTED, &json!({"id": sub.id, "status": status}))
+    let (caller, sub) = enqueue(&state, &headers, addr, body).await?;
+    // A replay answers with the original job as it stands now.
+    let mut h = Handled::json(StatusCode::ACCEPTED, &json!({"id": sub.id, "status": sub.status}))
         .with_style(Some(sub.request.style))
         .with_rate(&caller);
     let hs = h.response.headers_mut();

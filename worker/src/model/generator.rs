@@ -3,8 +3,9 @@
 //! position only. One session per process, reused for every batch.
 //!
 //! Each request is decoded as a pool of samples in the same batch (at least
-//! its `candidates`, at least the configured pool size, twice that for an
-//! upper-line request, which decodes only one line); the valid samples are
+//! its `candidates`, at least the configured pool size — larger when the batch
+//! is small, see [`Generator::pool_for`] — twice that for an upper-line
+//! request, which decodes only one line); the valid samples are
 //! ranked (`ranking`), duplicates dropped, and the best `candidates` returned.
 //! Should sampling give too few distinct couplets, further rounds sample
 //! more, hotter and from a wider top-k, for just those requests; fewer than
@@ -55,10 +56,15 @@ pub struct Generator {
     provider: &'static str,
     load_seconds: f64,
     pool: usize,
+    pool_idle: usize,
 }
 
 /// Default number of samples decoded per request (the best is returned).
 pub const DEFAULT_POOL: usize = 3;
+/// Default samples per request when the batch is small (see [`Generator::pool_for`]):
+/// 0 = off (always `CANDIDATE_POOL`). Opt-in: with 8, the judged evaluation did not
+/// improve (MODEL_CARD.md, run `after4`), so the default spends no extra compute.
+pub const DEFAULT_POOL_IDLE: usize = 0;
 /// Sampling rounds at most (the later ones only for requests short of distinct candidates).
 const MAX_ROUNDS: usize = 4;
 /// In upper mode the first sample is near-greedy; the others explore this much hotter.
@@ -85,12 +91,22 @@ impl Generator {
             provider: loaded.provider,
             load_seconds: t0.elapsed().as_secs_f64(),
             pool: opts.pool.max(1),
+            pool_idle: opts.pool_idle.max(opts.pool.max(1)),
         })
     }
 
-    /// Samples decoded per request at least.
+    /// Samples decoded per request at least (the pool of a full batch).
     pub fn pool(&self) -> usize {
         self.pool
+    }
+
+    /// Samples decoded per theme request in a batch of `n` requests (an upper-line
+    /// request decodes twice as many). A small batch (the worker is not busy) spends its
+    /// spare capacity on a larger pool (the model's own log-likelihood correlates with
+    /// what a reader scores, MODEL_CARD.md); from `pool_idle × pool / n ≤ pool` on, a batch
+    /// costs exactly what it costs at the floor, so throughput under load is unchanged.
+    pub fn pool_for(&self, n: usize) -> usize {
+        pool_size(self.pool, self.pool_idle, n)
     }
 
     /// `cpu` or `cuda`.
@@ -159,13 +175,14 @@ impl Generator {
         let required: Vec<Vec<char>> = reqs.iter().map(Self::required).collect();
         let mut found: Vec<Vec<Scored>> = reqs.iter().map(|_| Vec::new()).collect();
         let mut errors: Vec<Option<GenError>> = vec![None; reqs.len()];
+        let pool = self.pool_for(reqs.len());
         for round in 0..MAX_ROUNDS {
             let mut items: Vec<(usize, usize)> = Vec::new();
             for (i, r) in reqs.iter().enumerate() {
                 let missing = r.candidates.saturating_sub(found[i].len());
                 // Answering a given upper line decodes one line, not two: twice the samples
                 // cost about what a theme request's pool costs.
-                let pool = if r.upper.is_some() { 2 * self.pool } else { self.pool };
+                let pool = if r.upper.is_some() { 2 * pool } else { pool };
                 let n = if round == 0 { pool.max(r.candidates) } else { 2 * missing };
                 items.extend((0..n).map(|k| (i, k)));
             }
@@ -300,3 +317,32 @@ impl Generator {
     }
 }
 
+/// Samples per theme request in a batch of `n`: `idle × floor / n`, between `floor` and `idle`.
+fn pool_size(floor: usize, idle: usize, n: usize) -> usize {
+    (idle * floor / n.max(1)).clamp(floor, idle.max(floor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pool_size;
+
+    #[test]
+    fn small_batches_get_the_idle_pool_and_full_ones_the_floor() {
+        let pools: Vec<usize> = [1, 2, 3, 4, 5, 6, 7, 8, 32, 64].iter().map(|&n| pool_size(3, 8, n)).collect();
+        assert_eq!(pools, vec![8, 8, 8, 6, 4, 4, 3, 3, 3, 3]);
+        // A batch never decodes more samples than a batch of `idle` requests at the floor.
+        for n in 1..100 {
+            assert!(n * pool_size(3, 8, n) <= 24.max(3 * n), "n={n}");
+        }
+    }
+
+    #[test]
+    fn an_idle_pool_at_or_below_the_floor_turns_it_off() {
+        for n in [1, 2, 8] {
+            assert_eq!(pool_size(3, 0, n), 3);
+            assert_eq!(pool_size(3, 3, n), 3);
+            assert_eq!(pool_size(3, 1, n), 3);
+            assert_eq!(pool_size(1, 1, n), 1);
+        }
+    }
+}

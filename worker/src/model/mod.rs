@@ -16,6 +16,6 @@ mod style_bias;
 mod vocab;
 
 pub use error::ModelError;
-pub use generator::{GenError, Generator, DEFAULT_POOL};
+pub use generator::{GenError, Generator, DEFAULT_POOL, DEFAULT_POOL_IDLE};
 pub use runtime::{resolve_model_dir, resolve_ort_dylib, Device, RuntimeOptions};
 pub use vocab::{ModelConfig, Vocab};

@@ -36,6 +36,8 @@ pub struct RuntimeOptions {
     pub intra_threads: usize,
     /// Samples decoded and ranked per request at least (1 = no ranking).
     pub pool: usize,
+    /// Samples decoded per request at most, when the batch is small (see `Generator::pool_for`).
+    pub pool_idle: usize,
 }
 
 fn anchors() -> Vec<PathBuf> {

@@ -1,7 +1,9 @@
--- Record one webhook attempt's outcome.
+-- Record one webhook attempt's outcome (store::outbox::outbox_result).
 -- KEYS[1] outbox, KEYS[2] job hash
--- ARGV[1] job id, ARGV[2] outcome (delivered|failed), ARGV[3] last error,
+-- ARGV[1] job id, ARGV[2] outcome (delivered|failed), ARGV[3] error of a failed attempt,
 -- ARGV[4] max attempts, ARGV[5] delay ms before the next attempt
+-- Job hash fields written: wh_attempts (+1), wh_status, wh_delivered_at | wh_last_error
+-- Returns 'gone' (job hash expired: dropped from the outbox) | 'delivered' | 'retrying' | 'dead_lettered'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('EXISTS', KEYS[2]) == 0 then

@@ -13,16 +13,10 @@
 //! only wires them: parse, run one command, turn the outcome into an exit code.
 //! Documented in `docs/CLI.md`.
 
-// The crate root is `couplet.rs`, so its modules are named by path.
-#[path = "couplet/args.rs"]
 mod args;
-#[path = "couplet/client.rs"]
 mod client;
-#[path = "couplet/error.rs"]
 mod error;
-#[path = "couplet/output.rs"]
 mod output;
-#[path = "couplet/spinner.rs"]
 mod spinner;
 
 use std::io::IsTerminal;

@@ -1,7 +1,8 @@
-//! Redis key names, one function per key. Every key starts with the
-//! deployment's `KEY_PREFIX`, so deployments and test runs sharing one Redis
-//! never see each other's data. Every key except the job stream has a TTL or a
-//! trim policy (noted per function).
+//! Redis key names, one function per key. Only the store builds keys:
+//! services call `Store` operations (black-box tests may name keys to inspect
+//! them). Every key starts with the deployment's `KEY_PREFIX`, so deployments
+//! and test runs sharing one Redis never see each other's data. Every key
+//! except the job stream has a TTL or a trim policy (noted per function).
 
 /// Consumer group of the job stream.
 pub const GROUP: &str = "workers";
@@ -42,14 +43,10 @@ impl Keys {
         format!("{}dead", self.prefix)
     }
 
-    /// Job hash (TTL: result TTL).
+    /// Job hash (TTL: result TTL). It is also the idempotency record of a
+    /// submission with an Idempotency-Key, whose job id is derived from it.
     pub fn job(&self, id: &str) -> String {
         format!("{}job:{}", self.prefix, id)
-    }
-
-    /// Idempotency record of one owner (TTL: result TTL).
-    pub fn idempotency(&self, owner: &str, key_hash: &str) -> String {
-        format!("{}idem:{}:{}", self.prefix, owner, key_hash)
     }
 
     /// Pub/sub channel announcing finished job ids (no storage).
@@ -72,19 +69,29 @@ impl Keys {
         format!("{}apikeys", self.prefix)
     }
 
-    /// Jobs of one owner still queued or running: a sorted set of job ids scored
+    /// Jobs of one tenant still queued or running: a sorted set of job ids scored
     /// by creation time (ms), for the per-key queue quota (`MAX_BACKLOG_PER_KEY`).
+    /// `subject` is the tenant's API key hash (or `anon` in `AUTH_MODE=off`),
+    /// which the API knows before it reads the key record, so the submit script
+    /// gets this key in KEYS; the job hash and stream entry carry the subject
+    /// (`backlog`, `b`) for the worker's settling scripts. Jobs written before
+    /// the subject existed name it by their owner (tenant id).
     /// A member leaves when its job becomes final (complete, dead-letter, cancel,
     /// lost: ZREM, idempotent); members older than the result TTL are purged at
     /// each submission (their job hashes have expired), and the key itself
     /// expires one result TTL after the owner's last submission, so it cannot leak.
-    pub fn backlog(&self, owner: &str) -> String {
-        format!("{}backlog:{}", self.prefix, owner)
+    pub fn backlog(&self, subject: &str) -> String {
+        format!("{}backlog:{}", self.prefix, subject)
     }
 
-    /// Rate limiter state of one subject (TTL: burst window).
-    pub fn rate_limit(&self, subject: &str) -> String {
-        format!("{}rl:{}", self.prefix, subject)
+    /// Rate limiter state of one API key, by the key's hash (TTL: burst window).
+    pub fn rate_limit_key(&self, key_hash: &str) -> String {
+        format!("{}rl:key:{}", self.prefix, key_hash)
+    }
+
+    /// Rate limiter state of one client IP in `AUTH_MODE=off` (TTL: burst window).
+    pub fn rate_limit_ip(&self, ip: &str) -> String {
+        format!("{}rl:ip:{}", self.prefix, ip)
     }
 }
 
@@ -95,7 +102,7 @@ mod tests {
     #[test]
     fn every_key_carries_the_prefix() {
         let k = Keys::new("t1:");
-        for key in [k.stream(), k.entries(), k.dead_letter(), k.job("x"), k.idempotency("o", "h"), k.done_channel(), k.outbox(), k.api_key("h"), k.api_key_index(), k.rate_limit("s"), k.backlog("o")] {
+        for key in [k.stream(), k.entries(), k.dead_letter(), k.job("x"), k.done_channel(), k.outbox(), k.api_key("h"), k.api_key_index(), k.rate_limit_key("h"), k.rate_limit_ip("127.0.0.1"), k.backlog("o")] {
             assert!(key.starts_with("t1:"), "{key}");
         }
     }

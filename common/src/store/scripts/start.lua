@@ -1,26 +1,26 @@
--- A worker takes one stream entry: counts the attempt and marks the job running,
--- or settles it without running (already final, canceled, expired, attempts exhausted).
--- Every settling path removes the job from its owner's backlog (ZREM is idempotent).
+-- A worker takes one stream entry (store::batch::start_batch, pipelined per
+-- batch): counts the attempt and marks the job running, or settles it without
+-- running (gone: the job hash expired; final: already succeeded, failed or
+-- canceled; dead: attempts exhausted). Every settling path acknowledges the
+-- entry and removes the job from its owner's backlog (lib/settle.lua).
 -- The dead-letter entry keeps the request without its callback URL (a
 -- receiver's token must not outlive the job); the stream is trimmed by age by
 -- the worker (DEAD_LETTER_TTL_S) and by length here.
 -- KEYS[1] job hash, KEYS[2] stream, KEYS[3] dead-letter stream, KEYS[4] outbox, KEYS[5] entry index,
--- KEYS[6] owner's backlog
+-- KEYS[6] the owner's backlog (Keys::backlog of the entry's backlog subject)
 -- ARGV[1] entry id, ARGV[2] group, ARGV[3] now ms, ARGV[4] max attempts,
--- ARGV[5] consumer name, ARGV[6] job id, ARGV[7] done channel, ARGV[8] dead-letter maxlen
+-- ARGV[5] job id, ARGV[6] done channel, ARGV[7] dead-letter maxlen
+-- Job hash fields read: status attempts last_error request callback;
+-- written: attempts, status started_at | status error finished_at [wh_status wh_attempts]
+-- Dead-letter entry fields: job error attempts request
+-- Returns {'run', attempt} | {'gone', 0} | {'final', 0} | {'dead', attempts made}
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then
-  redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])
-  redis.call('XDEL', KEYS[2], ARGV[1])
-  redis.call('HDEL', KEYS[5], ARGV[1])
-  redis.call('ZREM', KEYS[6], ARGV[6])
+  acknowledge(KEYS[2], ARGV[2], KEYS[5], KEYS[6], ARGV[1], ARGV[5])
   return {'gone', 0}
 end
-if st == 'succeeded' or st == 'failed' or st == 'canceled' then
-  redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])
-  redis.call('XDEL', KEYS[2], ARGV[1])
-  redis.call('HDEL', KEYS[5], ARGV[1])
-  redis.call('ZREM', KEYS[6], ARGV[6])
+if is_final(st) then
+  acknowledge(KEYS[2], ARGV[2], KEYS[5], KEYS[6], ARGV[1], ARGV[5])
   return {'final', 0}
 end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
@@ -47,17 +47,10 @@ if attempts > tonumber(ARGV[4]) then
     end
     request = string.sub(request, 1, from - 1) .. '"callback_url":null' .. string.sub(request, i + 1)
   end
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'job', ARGV[6], 'error', err, 'attempts', attempts - 1,
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'job', ARGV[5], 'error', err, 'attempts', attempts - 1,
     'request', request)
-  redis.call('ZREM', KEYS[6], ARGV[6])
-  redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])
-  redis.call('XDEL', KEYS[2], ARGV[1])
-  redis.call('HDEL', KEYS[5], ARGV[1])
-  if redis.call('HGET', KEYS[1], 'callback') == '1' then
-    redis.call('HSET', KEYS[1], 'wh_status', 'pending', 'wh_attempts', 0)
-    redis.call('ZADD', KEYS[4], ARGV[3], ARGV[6])
-  end
-  redis.call('PUBLISH', ARGV[7], ARGV[6])
+  acknowledge(KEYS[2], ARGV[2], KEYS[5], KEYS[6], ARGV[1], ARGV[5])
+  announce(KEYS[1], KEYS[4], ARGV[6], ARGV[5], ARGV[3])
   return {'dead', attempts - 1}
 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[3])
