@@ -124,48 +124,38 @@ pub async fn show<C: ConnectionLike + Send>(con: &mut C, store: &Store, id: &str
     Ok(store.dead_letter(con, id).await?.map(|d| DeadEntry::new(d, now_ms())))
 }
 
-/// What a replay did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Replayed {
-    /// Queued again under this new stream entry; `callback` says whether it kept its callback.
-    Queued {
-        /// Job id.
-        job: String,
-        /// New job-stream entry id.
-        entry: String,
-        /// Whether the callback URL survived.
-        callback: bool,
-    },
-    /// No such dead-letter entry (never existed, purged, or already replayed).
-    NotFound,
-    /// The job hash expired: its request is gone (the entry is left for inspection).
-    Expired(String),
-    /// The job is no longer `failed` (e.g. replayed by another operator and now running).
-    NotFailed(String, String),
+/// What a replay did, as the `dlq replay` command prints it. The store's
+/// [`DeadReplay`] is the outcome; its `Invalid`/`Corrupt` cases are errors here.
+pub struct Replayed(DeadReplay);
+
+impl Replayed {
+    /// Whether the job was queued again.
+    pub fn queued(&self) -> bool {
+        matches!(self.0, DeadReplay::Queued { .. })
+    }
 }
 
 impl std::fmt::Display for Replayed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Replayed::Queued { job, entry, callback: true } => write!(f, "replayed job {job} as entry {entry}"),
-            Replayed::Queued { job, entry, callback: false } => write!(f, "replayed job {job} as entry {entry} (without a callback)"),
-            Replayed::NotFound => write!(f, "not found / already replayed"),
-            Replayed::Expired(job) => write!(f, "job {job} expired (RESULT_TTL_S): its request is gone, cannot replay"),
-            Replayed::NotFailed(job, st) => write!(f, "job {job} is {st}, not failed: left alone"),
+        match &self.0 {
+            DeadReplay::Queued { job, entry, callback: true } => write!(f, "replayed job {job} as entry {entry}"),
+            DeadReplay::Queued { job, entry, callback: false } => write!(f, "replayed job {job} as entry {entry} (without a callback)"),
+            DeadReplay::NotFound => write!(f, "not found / already replayed"),
+            DeadReplay::Expired(job) => write!(f, "job {job} expired (RESULT_TTL_S): its request is gone, cannot replay"),
+            DeadReplay::NotFailed(job, st) => write!(f, "job {job} is {st}, not failed: left alone"),
+            // Never printed: `replay` turns these into errors.
+            DeadReplay::Invalid { job, .. } | DeadReplay::Corrupt { job, .. } => write!(f, "job {job} cannot be replayed"),
         }
     }
 }
 
 /// Re-enqueues the job of dead-letter entry `id` with a fresh TTL of `ttl_s`.
 pub async fn replay<C: ConnectionLike + Send>(con: &mut C, store: &Store, id: &str, ttl_s: u64) -> Result<Replayed, DlqError> {
-    Ok(match store.replay_dead(con, id, ttl_s).await? {
-        DeadReplay::Queued { job, entry, callback } => Replayed::Queued { job, entry, callback },
-        DeadReplay::NotFound => Replayed::NotFound,
-        DeadReplay::Expired(job) => Replayed::Expired(job),
-        DeadReplay::NotFailed(job, status) => Replayed::NotFailed(job, status),
-        DeadReplay::Invalid { job, source } => return Err(DlqError::Invalid { job, source }),
-        DeadReplay::Corrupt { job, message } => return Err(DlqError::Corrupt { job, message }),
-    })
+    match store.replay_dead(con, id, ttl_s).await? {
+        DeadReplay::Invalid { job, source } => Err(DlqError::Invalid { job, source }),
+        DeadReplay::Corrupt { job, message } => Err(DlqError::Corrupt { job, message }),
+        outcome => Ok(Replayed(outcome)),
+    }
 }
 
 /// Deletes the given entries; returns how many existed.

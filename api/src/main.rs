@@ -96,7 +96,7 @@ async fn dlq_command(con: &mut redis::aio::MultiplexedConnection, store: &common
         DlqOp::Replay { ids } => {
             for id in ids {
                 let outcome = dlq::replay(con, store, &id, ttl_s).await?;
-                if !matches!(outcome, dlq::Replayed::Queued { .. }) {
+                if !outcome.queued() {
                     code = 3;
                 }
                 println!("{id}: {outcome}");
