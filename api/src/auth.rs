@@ -85,7 +85,7 @@ impl Presented {
             Some(tenant) => Authorized::Allowed(tenant),
             None => {
                 let mut c = state.conn().await?;
-                state.store.authorize(&mut *c, &who).await?
+                state.store.authorize(&mut c, &who).await?
             }
         };
         match decided {

@@ -126,7 +126,7 @@ pub struct ServerArgs {
     /// How long finished jobs (and idempotency records) are kept, in seconds.
     #[arg(long, env = "RESULT_TTL_S", default_value_t = 86_400)]
     pub result_ttl_s: u64,
-    /// Consumer-group backlog above which submissions get 503 (0 = unlimited).
+    /// Jobs not yet acknowledged (queued or being generated) at which submissions get 503 (0 = unlimited).
     #[arg(long, env = "MAX_BACKLOG", default_value_t = 50_000)]
     pub max_backlog: u64,
     /// Jobs one API key may have queued or running at once; beyond it submissions get 429
@@ -179,6 +179,11 @@ pub struct ServerArgs {
     /// Open client connections at most; further ones wait in the kernel's accept backlog.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Length of the kernel's accept queue (the listen backlog; the kernel caps it at
+    /// net.core.somaxconn). A burst of new clients beyond it has its SYNs dropped and
+    /// retried only after a second.
+    #[arg(long, env = "LISTEN_BACKLOG", default_value_t = 4096)]
+    pub listen_backlog: u32,
     /// Longest time to write one response, in ms; a client that does not read it is dropped.
     #[arg(long, env = "WRITE_TIMEOUT_MS", default_value_t = 30_000)]
     pub write_timeout_ms: u64,
@@ -237,6 +242,8 @@ pub struct ApiConfig {
     pub auth_failures_per_ip: u32,
     /// Open connection cap.
     pub max_connections: usize,
+    /// Listen backlog.
+    pub listen_backlog: u32,
     /// Response write deadline.
     pub write_timeout: Duration,
     /// Start-up check of Redis's eviction policy.
@@ -294,6 +301,7 @@ impl ServerArgs {
             render_cache_bytes: self.render_cache_bytes,
             auth_failures_per_ip: self.auth_failures_per_ip,
             max_connections: self.max_connections,
+            listen_backlog: self.listen_backlog.max(1),
             write_timeout: Duration::from_millis(self.write_timeout_ms),
             eviction_check: self.redis_eviction_check.parse().map_err(|e: common::eviction::EvictionError| e.to_string())?,
         })

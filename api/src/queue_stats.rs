@@ -11,7 +11,7 @@ use std::time::Duration;
 pub async fn sample(state: &AppState, consumer_alive: Duration) {
     let run = async {
         let mut c = state.conn().await.ok()?;
-        state.store.queue_stats(&mut *c).await.ok()
+        state.store.queue_stats(&mut c).await.ok()
     };
     let Ok(Some(s)) = tokio::time::timeout(Duration::from_millis(500), run).await else {
         return;

@@ -24,7 +24,7 @@ use crate::config::{ApiConfig, AuthMode};
 use crate::deadline_io::DeadlineIo;
 use crate::remote::ClientAddr;
 use crate::routes::routes;
-use crate::state::AppState;
+use crate::state::{AppState, State};
 use crate::waiters::Waiters;
 use common::metrics::{new_registry, task, ApiMetrics, QueueMetrics, TaskMetrics};
 use common::redis_pool::{pool, redact, PoolOptions};
@@ -48,7 +48,7 @@ pub fn state(cfg: ApiConfig) -> Result<AppState, String> {
         PoolOptions { max_size: cfg.redis_pool_size, response_timeout: Duration::from_millis(900), connect_timeout: Duration::from_millis(500) },
     )?;
     let registry = new_registry();
-    Ok(AppState {
+    Ok(AppState::new(State {
         store: Store::new(cfg.key_prefix.clone()),
         metrics: ApiMetrics::new(&registry),
         queue_metrics: QueueMetrics::new(&registry),
@@ -57,8 +57,8 @@ pub fn state(cfg: ApiConfig) -> Result<AppState, String> {
         renders: crate::renders::Renders::new(cfg.max_concurrent_renders, cfg.render_cache_entries, cfg.render_cache_bytes),
         auth_failures: crate::auth_failures::AuthFailures::new(cfg.auth_failures_per_ip),
         redis,
-        cfg: Arc::new(cfg),
-    })
+        cfg,
+    }))
 }
 
 async fn ensure_group(state: &AppState) {
@@ -66,6 +66,16 @@ async fn ensure_group(state: &AppState) {
     if let Err(e) = state.store.ensure_group(&mut *c).await {
         tracing::warn!(error = %e, "could not create the consumer group");
     }
+}
+
+/// The listening socket with the configured accept backlog (`TcpListener::bind`
+/// would leave it at 128: a festival-morning burst of new clients then loses SYNs
+/// and waits a second for each retry; measured in the submit bench as 1–3 s stalls).
+fn bind(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Serves until `shutdown` resolves.
@@ -100,7 +110,7 @@ pub async fn run(cfg: ApiConfig, shutdown: impl std::future::Future<Output = ()>
             }
         });
     }
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("LISTEN_ADDR {listen}: {e}"))?;
+    let listener = bind(listen, state.cfg.listen_backlog).map_err(|e| anyhow::anyhow!("LISTEN_ADDR {listen}: {e}"))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let t2 = token.clone();
     let limits = ConnLimits { head_timeout: state.cfg.body_timeout, write_timeout: state.cfg.write_timeout, max_connections: state.cfg.max_connections };

@@ -1,5 +1,7 @@
 //! Shared state of the API process: settings, the Redis pool, the store,
-//! metrics, the completion waiters, the render limiter and the failed-auth brake. Cloned cheaply into every handler.
+//! metrics, the completion waiters, the render limiter and the failed-auth brake.
+//! [`AppState`] is one `Arc` to it: every route and handler gets a clone per
+//! request, so a clone is one reference count, not one per metric and pool.
 
 use crate::config::ApiConfig;
 use crate::waiters::Waiters;
@@ -8,11 +10,28 @@ use common::redis_pool::Pool;
 use common::store::Store;
 use std::sync::Arc;
 
-/// Everything a handler needs.
+/// A cheap handle on [`State`] (derefs to it).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<State>);
+
+impl AppState {
+    /// Wraps the state built at start.
+    pub fn new(state: State) -> Self {
+        Self(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.0
+    }
+}
+
+/// Everything a handler needs.
+pub struct State {
     /// Settings.
-    pub cfg: Arc<ApiConfig>,
+    pub cfg: ApiConfig,
     /// Redis pool.
     pub redis: Pool,
     /// The Redis protocol (every key, field and script is behind its operations).
@@ -31,9 +50,10 @@ pub struct AppState {
     pub auth_failures: crate::auth_failures::AuthFailures,
 }
 
-impl AppState {
-    /// A pooled connection, or `Unavailable` within the pool's timeouts.
-    pub async fn conn(&self) -> Result<common::redis_pool::Connection, crate::error::ApiError> {
-        Ok(self.redis.get().await?)
+impl State {
+    /// A shared handle on a pooled connection (the API never blocks one), or
+    /// `Unavailable` within the pool's timeouts.
+    pub async fn conn(&self) -> Result<common::redis_pool::Tracked, crate::error::ApiError> {
+        Ok(common::redis_pool::shared(&self.redis).await?)
     }
 }

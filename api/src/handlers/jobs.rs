@@ -86,7 +86,7 @@ pub async fn delete(state: AppState, id: String, headers: HeaderMap, addr: Optio
     }
     let outcome = {
         let mut c = state.conn().await?;
-        state.store.cancel(&mut *c, &id, &caller.owner).await?
+        state.store.cancel(&mut c, &id, &caller.owner).await?
     };
     match outcome {
         Canceled::Canceled(view) => {

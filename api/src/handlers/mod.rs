@@ -54,5 +54,5 @@ pub async fn load_job(state: &crate::state::AppState, caller: &Caller, id: &str)
         return Err(crate::error::ApiError::NotFound);
     }
     let mut c = state.conn().await?;
-    state.store.job(&mut *c, id, &caller.owner).await?.ok_or(crate::error::ApiError::NotFound)
+    state.store.job(&mut c, id, &caller.owner).await?.ok_or(crate::error::ApiError::NotFound)
 }

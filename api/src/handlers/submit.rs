@@ -93,7 +93,7 @@ where
     };
     let outcome = {
         let mut c = state.conn().await?;
-        state.store.submit(&mut *c, &submission).await?
+        state.store.submit(&mut c, &submission).await?
     };
     match outcome {
         Submitted::Created { id, tenant } => Ok((tenant, Queued { id, status: JobStatus::Queued, replayed: false, request: p.valid })),

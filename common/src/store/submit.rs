@@ -12,7 +12,7 @@
 //! using the same Idempotency-Key get different ids (different subjects).
 
 use super::auth::{limited_of, tenant_of, Credential, Limited, Tenant};
-use super::{scripts::scripts, Store, StoreError, GROUP};
+use super::{scripts::scripts, Store, StoreError};
 use crate::job::{new_job_id, now_ms, JobStatus, RequestEcho};
 use crate::request::ValidRequest;
 use redis::aio::ConnectionLike;
@@ -25,11 +25,13 @@ pub struct Admission {
     pub ttl_s: u64,
     /// Hard cap on the stream's length (`STREAM_MAXLEN`, 0 = none).
     pub stream_cap: u64,
-    /// Most unread entries in the group (`MAX_BACKLOG`, 0 = none).
+    /// Most entries not yet acknowledged, queued or being generated (`MAX_BACKLOG`, 0 = none).
     pub max_backlog: u64,
     /// Most queued-or-running jobs per API key (`MAX_BACKLOG_PER_KEY`, 0 = none).
     /// Not applied to anonymous callers: in `AUTH_MODE=off` there is one tenant,
-    /// and the global backlog already bounds it.
+    /// and the global backlog already bounds it. The tenant's backlog set is
+    /// written only when a quota applies (nothing else reads it), so jobs
+    /// queued while the quota was off are not counted after it is turned on.
     pub per_key_quota: u64,
 }
 
@@ -141,7 +143,6 @@ impl Store {
             .arg(s.admission.ttl_s)
             .arg(s.admission.stream_cap)
             .arg(s.admission.max_backlog)
-            .arg(GROUP)
             .arg(quota)
             .arg(&fingerprint)
             .arg(if callback { "1" } else { "0" })
@@ -196,7 +197,8 @@ mod tests {
         t.store.ensure_group(&mut t.con).await.unwrap();
         let k = t.store.create_key(&mut t.con, "a", 100.0, 10).await.unwrap();
         let r = request("春", Some("https://example.com/hook"));
-        let out = t.store.submit(&mut t.con, &sub(Credential::ApiKey(&k.key), &r, None, OPEN)).await.unwrap();
+        let quota = Admission { per_key_quota: 5, ..OPEN };
+        let out = t.store.submit(&mut t.con, &sub(Credential::ApiKey(&k.key), &r, None, quota)).await.unwrap();
         let Submitted::Created { id, tenant } = out else { panic!("{out:?}") };
         assert_eq!(tenant.owner, k.id);
         assert_eq!(tenant.rate.map(|r| (r.limit, r.remaining)), Some((10, 9)));
@@ -223,12 +225,14 @@ mod tests {
         let (n, bttl): (u64, i64) = redis::pipe().zcard(keys.backlog(&subject)).ttl(keys.backlog(&subject)).query_async(&mut t.con).await.unwrap();
         assert_eq!(n, 1);
         assert!(bttl > 0);
-        // Anonymous: the configured secret, the `anon` tenant and backlog.
-        let out = t.store.submit(&mut t.con, &sub(anon(), &r, None, OPEN)).await.unwrap();
+        // Anonymous: the configured secret and the `anon` tenant; no quota applies, so no backlog set is written.
+        let out = t.store.submit(&mut t.con, &sub(anon(), &r, None, quota)).await.unwrap();
         let Submitted::Created { id, tenant } = out else { panic!("{out:?}") };
         assert_eq!((tenant.owner.as_str(), tenant.rate), ("anon", None));
         let h: HashMap<String, String> = redis::cmd("HGETALL").arg(keys.job(&id)).query_async(&mut t.con).await.unwrap();
         assert_eq!((h[jf::WH_SECRET].as_str(), h[jf::BACKLOG].as_str()), ("whsec_fallback", "anon"));
+        let n: u64 = redis::cmd("EXISTS").arg(keys.backlog("anon")).query_async(&mut t.con).await.unwrap();
+        assert_eq!(n, 0, "no quota reads an anonymous backlog");
         t.cleanup().await;
     }
 
@@ -269,12 +273,20 @@ mod tests {
             assert!(matches!(t.store.submit(&mut t.con, &sub(key, &r, None, quota)).await.unwrap(), Submitted::Created { .. }));
         }
         assert_eq!(t.store.submit(&mut t.con, &sub(key, &r, None, quota)).await.unwrap(), Submitted::Quota { queued: 2 });
+        // A member older than the TTL (its job hash has expired) is purged instead of refusing.
+        let subject = crate::store::auth::hash_key(&k.key);
+        let _: () = redis::cmd("ZADD").arg(t.store.keys().backlog(&subject)).arg(1).arg("expired-job").query_async(&mut t.con).await.unwrap();
+        let three = Admission { per_key_quota: 3, ..OPEN };
+        assert!(matches!(t.store.submit(&mut t.con, &sub(key, &r, None, three)).await.unwrap(), Submitted::Created { .. }));
+        assert_eq!(t.store.submit(&mut t.con, &sub(key, &r, None, three)).await.unwrap(), Submitted::Quota { queued: 3 });
         // The quota is per key, and not applied to the anonymous tenant.
         assert!(matches!(t.store.submit(&mut t.con, &sub(anon(), &r, None, quota)).await.unwrap(), Submitted::Created { .. }));
-        let capped = Admission { stream_cap: 3, ..OPEN };
-        assert_eq!(t.store.submit(&mut t.con, &sub(anon(), &r, None, capped)).await.unwrap(), Submitted::Overloaded { backlog: 3 });
+        // Four entries are in the stream now, none acknowledged.
+        let capped = Admission { stream_cap: 4, ..OPEN };
+        assert_eq!(t.store.submit(&mut t.con, &sub(anon(), &r, None, capped)).await.unwrap(), Submitted::Overloaded { backlog: 4 });
         let backlog = Admission { max_backlog: 2, ..OPEN };
-        assert_eq!(t.store.submit(&mut t.con, &sub(anon(), &r, None, backlog)).await.unwrap(), Submitted::Overloaded { backlog: 3 });
+        assert_eq!(t.store.submit(&mut t.con, &sub(anon(), &r, None, backlog)).await.unwrap(), Submitted::Overloaded { backlog: 4 });
+        assert!(matches!(t.store.submit(&mut t.con, &sub(anon(), &r, None, Admission { max_backlog: 5, ..OPEN })).await.unwrap(), Submitted::Created { .. }));
         t.cleanup().await;
     }
 
