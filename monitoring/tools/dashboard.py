@@ -87,6 +87,7 @@ WEBHOOK_FAIL_RATIO = (
     'sum by (job) (rate(pixel_couplet_webhook_deliveries_total{outcome=~"dead_lettered|refused"}[15m])) '
     '/ sum by (job) (rate(pixel_couplet_webhook_deliveries_total{outcome=~"delivered|dead_lettered|refused"}[15m]))'
 )
+TASK_FAILURES = "sum by (job, task) (increase(pixel_couplet_task_failures_total[15m]))"
 SERVICE_JOBS = 'job=~"couplet-api|couplet-worker"'
 
 
@@ -390,6 +391,15 @@ ROWS = [
             alert="ApiDown, WorkerDown",
             act="A series at 0 fires ApiDown/WorkerDown. A series that vanishes means the container is "
                 "gone from DNS (scaled down or crashed): compare with docker compose ps.",
+        ),
+        dict(
+            title="Background task failures",
+            targets=[(TASK_FAILURES, "{{job}} {{task}}")],
+            unit="short",
+            thresholds=over(("red", 0)),
+            alert="TaskFailing",
+            act="Above 0 fires TaskFailing: a supervised task failed and was restarted (or stopped its "
+                "process). Read that process's error log for the task named in the legend.",
         ),
         dict(
             title="CPU (cores)",
