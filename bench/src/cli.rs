@@ -56,9 +56,23 @@ pub struct SubmitArgs {
     /// Offered rate of the open-loop run, submissions/s.
     #[arg(long, default_value_t = 15_000.0)]
     pub rate: f64,
-    /// Seconds of the open-loop run.
+    /// Seconds of the open-loop run (measured).
     #[arg(long, alias = "duration", default_value_t = 30.0)]
     pub seconds: f64,
+    /// Seconds at the full rate before each open-loop run's measured seconds,
+    /// on the same schedule without a gap (connections grow to what the rate
+    /// needs, the API reaches its steady state); reported on a line of their own.
+    #[arg(long, default_value_t = 5.0)]
+    pub settle_seconds: f64,
+    /// The open-loop generators' timer tick, µs: each wakes at multiples of it
+    /// and writes every request due by then (0 = at each request's due time).
+    /// The wait is part of the lag and of the latency.
+    #[arg(long, default_value_t = 250)]
+    pub tick_us: u64,
+    /// Nice value of the open-loop generator threads (0 = inherited; below 0
+    /// needs root or CAP_SYS_NICE, else ignored and reported).
+    #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
+    pub generator_nice: i32,
     /// Open-loop steps before the main run, submissions/s (e.g. `2000,5000,10000`); stops at the first step with P99 over --stop-p99-ms or errors.
     #[arg(long, value_delimiter = ',')]
     pub ramp: Vec<f64>,

@@ -10,30 +10,50 @@
 //! from the due time regardless). A figure is only about the API when the lag
 //! is small (see [`crate::verdict`]).
 //!
-//! Shape, chosen for a 2-core machine that also runs the API and Redis:
+//! Shape, chosen for a 2-core machine that also runs the API and Redis
+//! (every µs the generator spends is taken from them):
 //!
 //! - `generators` independent generators (default: one per core). Generator
 //!   `k` of `n` owns requests `k, k + n, k + 2n, …` (an interleaved share of
 //!   one global schedule), so together they offer exactly `rate` and none
 //!   waits for another.
-//! - Each generator is two OS threads. The **dispatcher** sleeps with
-//!   `std::thread::sleep` (nanosleep: tens of µs of slack, where tokio's timer
-//!   wheel rounds every sleep up to the next millisecond, which alone would put
-//!   lag p99 near 1 ms) and writes each due request itself, with one
-//!   non-blocking `write` on an idle kept-alive connection, so no task hop or
-//!   cross-thread wake stands between the due time and the send. The
-//!   **reader** is a current-thread tokio runtime with one small task per
-//!   connection that parses the response, records latency, and hands the
-//!   connection back to the dispatcher over a channel.
-//! - Raw HTTP/1.1 over `TcpStream`: the request head is formatted once, each
-//!   request is one `write` of head + `Content-Length` + body; the response
-//!   parser reads the status, `Content-Length` and `Connection: close` and
-//!   nothing else. No client library, pool lock or URL parse per request.
+//! - Each generator is **one thread running one event loop** (`mio` over
+//!   epoll) over its connections and a `timerfd` armed at an absolute
+//!   `CLOCK_MONOTONIC` time (no timer slack, no millisecond rounding as in
+//!   tokio's timer wheel or `epoll_wait`'s timeout). Sending and reading share
+//!   the thread: no channel, no cross-thread wake-up; per request one `write`,
+//!   one `read`. An earlier design (a sleeping dispatcher thread plus a tokio
+//!   reader thread per generator) spent the same CPU in the kernel but woke
+//!   twice as many threads, and its lag p99 sat at 1.1–2.4 ms.
+//! - A **tick** (`tick`, the bench's `--tick-us`, 250 µs by default): a loop
+//!   with nothing to read sleeps until the next multiple of the tick and then
+//!   writes every request due by then; requests that fall due while it is
+//!   awake reading responses go out at once. wrk2 schedules on its event
+//!   loop's millisecond timers; this is a quarter of that. The wait is part
+//!   of each request's lag and of its latency (both run from the due time).
+//! - **Priority** (`nice`, the bench's `--generator-nice`, −10 by default):
+//!   real clients run on other machines and take no CPU from the server; here
+//!   the generator shares two cores with the API and Redis, and a generator
+//!   thread that waits for a core is late (lag) and reads answers late
+//!   (latency) for reasons that are not the API's. A raised priority keeps
+//!   that small (it takes only the ~20 µs per request the generator needs).
+//!   Without CAP_SYS_NICE the threads keep their priority and the result says so.
+//! - **Settling** (`settle`, `--settle-seconds`, 5 s by default): the schedule
+//!   starts that long before the measured window, at the full rate, without a
+//!   gap: the connections grow to what the rate needs (from cold, a jump to
+//!   15,000/s opens ~1,000 connections in the first 200 ms) and the API and
+//!   Redis reach their steady state. Those requests are reported apart.
+//! - Raw HTTP/1.1 over non-blocking sockets: the request head is formatted
+//!   once, each request is one `write` of head + `Content-Length` + body; the
+//!   response parser reads the status, `Content-Length` and `Connection:
+//!   close` and nothing else. No client library, pool lock or URL parse per request.
 //! - Connections: `connections` are opened before the first due time; when
-//!   none is idle the dispatcher opens another (up to `max_connections`), so
-//!   a slow API costs latency, not offered rate. Only at the cap does a
-//!   request wait for a connection; that wait is counted (`conn_waits`) and
-//!   shows in the latency of every request it delayed.
+//!   none is idle the generator opens another (non-blocking connect, up to
+//!   `max_connections`), so a slow API costs latency, not offered rate. Only
+//!   at the cap does a request wait for a connection; that wait is counted
+//!   (`conn_waits`) and shows in the latency of every request it delayed.
+//!   Connections idle for 5 s are retired rather than reused, before the
+//!   API's keep-alive timeout could close one under a request being written.
 //!
 //! Per-generator histograms are merged at the end; nothing is shared between
 //! generators but the start time.
@@ -54,13 +74,24 @@ pub struct LoadSpec {
     pub url: String,
     /// Requests per second.
     pub rate: f64,
-    /// How long requests are scheduled for.
+    /// How long requests are scheduled for and measured, after `settle`.
     pub duration: Duration,
+    /// Time at the full rate before the measured `duration`, on the same
+    /// schedule without a gap: connections grow to what the rate needs and
+    /// the API reaches its steady state. Reported apart ([`LoadResult::settled`]).
+    pub settle: Duration,
+    /// The generators' timer tick: each wakes at multiples of it after t0 and
+    /// writes every request due by then (ZERO: at each request's own due time).
+    pub tick: Duration,
+    /// Nice value of the generator threads (0: as inherited). Below 0 needs
+    /// CAP_SYS_NICE; without it the threads keep their priority and
+    /// [`LoadResult::nice`] says so.
+    pub nice: i32,
     /// Keep-alive connections opened before the first request (all generators together).
     pub connections: usize,
     /// Most connections open at once (all generators together); more are opened only when none is idle.
     pub max_connections: usize,
-    /// Generators (each a dispatcher thread and a reader thread).
+    /// Generators (each one thread running one event loop).
     pub generators: usize,
     /// `Authorization: Bearer` value.
     pub bearer: Option<String>,
@@ -77,6 +108,9 @@ impl LoadSpec {
             url,
             rate,
             duration,
+            settle: Duration::ZERO,
+            tick: Duration::ZERO,
+            nice: 0,
             connections: 32,
             max_connections: 1024,
             generators: default_generators(),
@@ -121,6 +155,13 @@ pub struct LoadResult {
     pub scheduled: Duration,
     /// Accepted job ids, when asked for.
     pub ids: Vec<String>,
+    /// Worst latency (µs) of the 2xx answers to requests due in each 100 ms
+    /// after the start of the schedule (settling time included): where the tail came from.
+    pub windows: Vec<u64>,
+    /// The nice value the generator threads ran at.
+    pub nice: i32,
+    /// What the requests of the settling time saw (none when `settle` was 0).
+    pub settled: Option<Box<LoadResult>>,
 }
 
 impl LoadResult {
@@ -147,6 +188,18 @@ impl LoadResult {
     /// Send delay quantile in ms (lag plus waits for a free connection).
     pub fn delay_ms(&self, q: f64) -> f64 {
         pct_ms(&self.send_delay, q)
+    }
+
+    /// The `n` windows with the worst latency as `at 12.3 s: 84.1 ms` (seconds after the measured start), worst first.
+    pub fn worst_windows(&self, n: usize) -> Vec<String> {
+        let settle = self.settled.as_ref().map_or(0.0, |w| w.scheduled.as_secs_f64());
+        let mut w: Vec<(usize, u64)> = self.windows.iter().copied().enumerate().collect();
+        w.sort_by_key(|&(_, v)| std::cmp::Reverse(v));
+        w.into_iter()
+            .filter(|&(_, v)| v > 0)
+            .take(n)
+            .map(|(i, v)| format!("at {:.1} s: {:.1} ms", i as f64 * 0.1 - settle, v as f64 / 1000.0))
+            .collect()
     }
 
     /// `errors 0` or `errors 12 (status 503 10, transport 2)`.

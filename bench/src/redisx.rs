@@ -26,6 +26,12 @@ pub async fn server_pid(c: &mut MultiplexedConnection) -> Option<u32> {
     s.lines().find_map(|l| l.strip_prefix("process_id:")).and_then(|v| v.trim().parse().ok())
 }
 
+/// Objects Redis is still freeing in the background (`lazyfree_pending_objects`, after an UNLINK); 0 when unknown.
+pub async fn lazyfree_pending(c: &mut MultiplexedConnection) -> u64 {
+    let s = info(c, "memory").await.unwrap_or_default();
+    s.lines().find_map(|l| l.strip_prefix("lazyfree_pending_objects:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
 /// `redis_version` of the server.
 pub async fn server_version(c: &mut MultiplexedConnection) -> String {
     let s = info(c, "server").await.unwrap_or_default();

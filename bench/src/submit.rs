@@ -80,6 +80,11 @@ impl Step {
         f(self.cpu.per.get(k).copied().unwrap_or(f64::NAN), 0)
     }
 
+    /// Accepted requests while the Redis counters ran: the settling ones included.
+    fn answered(&self) -> u64 {
+        self.res.ok + self.res.settled.as_ref().map_or(0, |w| w.ok)
+    }
+
     /// CPU µs of process `name` per accepted request.
     fn cpu_us_per_req(&self, name: &str) -> f64 {
         self.cpu.per.get(name).copied().unwrap_or(f64::NAN) / 100.0 * 1e6 / self.res.achieved_rate().max(1e-9)
@@ -90,7 +95,7 @@ impl Step {
     }
 
     fn row(&self, label: &str) -> Vec<String> {
-        let (cmds, _) = per_request(&self.redis_cmds, self.res.ok);
+        let (cmds, _) = per_request(&self.redis_cmds, self.answered());
         vec![
             label.to_string(),
             f(self.rate, 0),
@@ -134,22 +139,38 @@ impl Step {
         )
     }
 
+    /// `""`, or what the settling time before the measured one saw.
+    fn settled(&self) -> String {
+        let Some(w) = &self.res.settled else { return String::new() };
+        format!(
+            "\n    (before it, {:.0} s at the same rate to settle, not measured: ok {}/{}, latency p50 {:.2} p99 {:.2} max {:.1} ms, {}; generator lag p99 {:.3} ms; {} connections opened)",
+            w.scheduled.as_secs_f64(),
+            w.ok,
+            w.sent,
+            w.ms(0.5),
+            w.ms(0.99),
+            w.ms(1.0),
+            w.errors_short(),
+            w.lag_ms(0.99),
+            w.connections_opened
+        )
+    }
+
     /// `""`, or what the waits for a free connection did to the send times.
     fn waits(&self) -> String {
         if self.res.conn_waits == 0 {
             return String::new();
         }
         format!(
-            "; {} requests waited for a free connection (all {} busy): send delay p99 {:.2} max {:.1} ms",
+            "; {} requests waited for a free connection (all busy at the cap): send delay p99 {:.2} max {:.1} ms",
             self.res.conn_waits,
-            self.res.connections_opened,
             self.res.delay_ms(0.99),
             self.res.delay_ms(1.0)
         )
     }
 
     fn json(&self, v: Option<&Verdict>) -> Value {
-        let (cmds, us) = per_request(&self.redis_cmds, self.res.ok);
+        let (cmds, us) = per_request(&self.redis_cmds, self.answered());
         json!({
             "offered_rate": self.rate,
             "achieved_rate": self.res.achieved_rate(),
@@ -171,6 +192,15 @@ impl Step {
             "redis_script_us_per_request": us,
             "redis_commandstats_delta": cmds_json(&self.redis_cmds),
             "verdict": v.map(|v| json!({"kind": v.kind(), "text": v.to_string()})),
+            "worst_windows": self.res.worst_windows(10),
+            "settled": self.res.settled.as_ref().map(|w| json!({
+                "seconds": w.scheduled.as_secs_f64(),
+                "sent": w.sent,
+                "ok": w.ok,
+                "errors": w.errors,
+                "latency_ms": {"p50": w.ms(0.5), "p99": w.ms(0.99), "max": w.ms(1.0)},
+                "generator_lag_ms": {"p99": w.lag_ms(0.99), "max": w.lag_ms(1.0)},
+            })),
         })
     }
 }
@@ -211,7 +241,12 @@ impl Ctx {
             Ok(())
         })
         .await??;
-        // Let the UNLINKed memory go before the next phase starts measuring.
+        // Let the UNLINKed memory go before the next phase starts measuring: Redis frees it on a
+        // background thread, which would otherwise take CPU from the next phase (half a million keys after an open loop).
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while redisx::lazyfree_pending(&mut self.redis).await > 0 && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
         Ok(())
     }
@@ -228,9 +263,13 @@ impl Ctx {
         d
     }
 
-    async fn open_loop(&mut self, a: &SubmitArgs, rate: f64, secs: f64) -> Result<Step> {
+    /// One open-loop run: `settle` seconds at `rate`, reported apart, then `secs` measured.
+    async fn open_loop(&mut self, a: &SubmitArgs, rate: f64, settle: f64, secs: f64) -> Result<Step> {
         self.reset().await?;
         let spec = LoadSpec {
+            settle: Duration::from_secs_f64(settle),
+            tick: Duration::from_micros(a.tick_us),
+            nice: a.generator_nice,
             connections: a.connections,
             max_connections: a.max_connections,
             generators: crate::generators(),
@@ -343,10 +382,13 @@ pub async fn run(redis_url: &str, a: &SubmitArgs) -> Result<Value> {
     procs.push(("bench".into(), std::process::id()));
     let gens = crate::generators();
     println!(
-        "submit: POST /v1/couplets, {}, no workers; open loop: {gens} generator(s), {}–{} connections; redis {redis_version}; extra api env {:?}",
+        "submit: POST /v1/couplets, {}, no workers; open loop: {gens} generator(s) (nice {}, {} µs tick), {}–{} connections, {} s settling before each measured run; redis {redis_version}; extra api env {:?}",
         env.iter().filter(|(k, _)| a.api_env.iter().all(|(n, _)| n != k)).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+        a.generator_nice,
+        a.tick_us,
         a.connections,
         a.max_connections,
+        a.settle_seconds,
         a.api_env
     );
     let mut ctx = Ctx {
@@ -360,14 +402,14 @@ pub async fn run(redis_url: &str, a: &SubmitArgs) -> Result<Value> {
     let target = OpenLoopTarget { rate: a.target_rate.unwrap_or(a.rate), p99_ms: a.target_p99_ms, max_lag_p99_ms: a.max_lag_ms };
 
     // Warm-up: connections, scripts, allocator.
-    let w = ctx.open_loop(a, 500.0, 2.0).await?;
+    let w = ctx.open_loop(a, 500.0, 0.0, 2.0).await?;
     println!("  warm-up   500/s × 2 s: {}", w.line());
 
     let mut table = Table::new(&HEAD);
     let mut ramp: Vec<Step> = Vec::new();
     for &rate in &a.ramp {
-        let s = ctx.open_loop(a, rate, a.step_seconds).await?;
-        println!("  ramp {rate:>6.0}/s × {:.0} s: {}", a.step_seconds, s.line());
+        let s = ctx.open_loop(a, rate, a.settle_seconds, a.step_seconds).await?;
+        println!("  ramp {rate:>6.0}/s × {:.0} s: {}{}", a.step_seconds, s.line(), s.settled());
         table.row(s.row("ramp"));
         let stop = s.res.error_count() > 0 || s.res.ms(0.99).is_nan() || s.res.ms(0.99) > a.stop_p99_ms;
         ramp.push(s);
@@ -375,8 +417,12 @@ pub async fn run(redis_url: &str, a: &SubmitArgs) -> Result<Value> {
             break;
         }
     }
-    let main = ctx.open_loop(a, a.rate, a.seconds).await?;
-    println!("  open loop {:.0}/s × {:.0} s: {}", a.rate, a.seconds, main.line());
+    let main = ctx.open_loop(a, a.rate, a.settle_seconds, a.seconds).await?;
+    if main.res.nice != a.generator_nice {
+        println!("  (the generator threads could not take nice {}: they ran at the inherited priority)", a.generator_nice);
+    }
+    println!("  open loop {:.0}/s × {:.0} s: {}{}", a.rate, a.seconds, main.line(), main.settled());
+    println!("    worst 100 ms windows (by due time): {}", main.res.worst_windows(5).join(", "));
     table.row(main.row("open loop"));
     let verdict = verdict::open_loop(&target, &main.figures());
 
@@ -488,7 +534,7 @@ pub async fn run(redis_url: &str, a: &SubmitArgs) -> Result<Value> {
     }
     print_shares(&main, closed.as_ref().map(|(_, p)| p), &ceilings, a);
 
-    let (cmds, us) = per_request(&main.redis_cmds, main.res.ok);
+    let (cmds, us) = per_request(&main.redis_cmds, main.answered());
     println!(
         "per submission (open loop): {cmds:.1} Redis commands, {us:.1} µs inside scripts; {}",
         main.redis_cmds.iter().map(|(k, (c, _))| format!("{k} {:.2}", *c as f64 / main.res.ok.max(1) as f64)).collect::<Vec<_>>().join(", ")
