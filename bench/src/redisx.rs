@@ -32,6 +32,41 @@ pub async fn lazyfree_pending(c: &mut MultiplexedConnection) -> u64 {
     s.lines().find_map(|l| l.strip_prefix("lazyfree_pending_objects:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
+/// Redis's latency monitor (`LATENCY`): what blocked its event loop.
+pub mod monitor {
+    use redis::aio::MultiplexedConnection;
+
+    /// Events at or above this many ms are recorded while a run is watched.
+    pub const THRESHOLD_MS: u64 = 10;
+    /// The event classes that matter to the submit path (commands, and the expire cycle).
+    const EVENTS: [&str; 4] = ["command", "fast-command", "expire-cycle", "eviction-cycle"];
+
+    /// One blocked stretch: unix seconds, ms, event class.
+    pub type Event = (u64, u64, String);
+
+    /// Turns the monitor on at [`THRESHOLD_MS`] and clears its history; returns
+    /// the threshold it had (to restore), or `None` when the server refused.
+    pub async fn start(c: &mut MultiplexedConnection) -> Option<String> {
+        let old: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("latency-monitor-threshold").query_async(c).await.ok()?;
+        let old = old.get(1)?.clone();
+        redis::cmd("CONFIG").arg("SET").arg("latency-monitor-threshold").arg(THRESHOLD_MS).exec_async(c).await.ok()?;
+        redis::cmd("LATENCY").arg("RESET").exec_async(c).await.ok()?;
+        Some(old)
+    }
+
+    /// The events recorded since [`start`], then the old threshold back.
+    pub async fn finish(c: &mut MultiplexedConnection, old: &str) -> Vec<Event> {
+        let mut out = Vec::new();
+        for e in EVENTS {
+            let h: Vec<(u64, u64)> = redis::cmd("LATENCY").arg("HISTORY").arg(e).query_async(c).await.unwrap_or_default();
+            out.extend(h.into_iter().map(|(t, ms)| (t, ms, e.to_string())));
+        }
+        let _ = redis::cmd("CONFIG").arg("SET").arg("latency-monitor-threshold").arg(old).exec_async(c).await;
+        out.sort();
+        out
+    }
+}
+
 /// `redis_version` of the server.
 pub async fn server_version(c: &mut MultiplexedConnection) -> String {
     let s = info(c, "server").await.unwrap_or_default();

@@ -73,6 +73,9 @@ pub struct Step {
     pub load1: f64,
     /// Redis commands run during the run.
     pub redis_cmds: Cmds,
+    /// Times Redis's own latency monitor saw its event loop blocked ≥ 10 ms during
+    /// the run: (s after the measured start, ms, event); `None` when it could not be read.
+    pub redis_blocked: Option<Vec<(f64, u64, String)>>,
 }
 
 impl Step {
@@ -156,6 +159,19 @@ impl Step {
         )
     }
 
+    /// Redis's own account of the times its event loop was blocked during the run.
+    fn blocked(&self) -> String {
+        match &self.redis_blocked {
+            None => "Redis latency monitor: not readable (CONFIG refused)".into(),
+            Some(v) if v.is_empty() => format!("Redis latency monitor: never blocked ≥ {} ms", redisx::monitor::THRESHOLD_MS),
+            Some(v) => format!(
+                "Redis latency monitor, its event loop blocked ≥ {} ms (s after the measured start): {}",
+                redisx::monitor::THRESHOLD_MS,
+                v.iter().map(|(at, ms, e)| format!("{at:+.0} s {ms} ms ({e})")).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
     /// `""`, or what the waits for a free connection did to the send times.
     fn waits(&self) -> String {
         if self.res.conn_waits == 0 {
@@ -193,6 +209,7 @@ impl Step {
             "redis_commandstats_delta": cmds_json(&self.redis_cmds),
             "verdict": v.map(|v| json!({"kind": v.kind(), "text": v.to_string()})),
             "worst_windows": self.res.worst_windows(10),
+            "redis_blocked": self.redis_blocked.as_ref().map(|v| v.iter().map(|(at, ms, e)| json!({"at_s": at, "ms": ms, "event": e})).collect::<Vec<_>>()),
             "settled": self.res.settled.as_ref().map(|w| json!({
                 "seconds": w.scheduled.as_secs_f64(),
                 "sent": w.sent,
@@ -278,11 +295,26 @@ impl Ctx {
         };
         let load1 = procstat::loadavg().0;
         let before = self.commandstats().await;
+        let watch = redisx::monitor::start(&mut self.redis).await;
+        let started = unix_now();
         let win = CpuWindow::start(&self.procs);
         let res = load::run(&spec).await?;
         let cpu = win.finish();
         let redis_cmds = self.finish_cmds(&before).await;
-        Ok(Step { rate, res, cpu, load1, redis_cmds })
+        // Seconds since the measured window began, for each time Redis was blocked ≥ THRESHOLD_MS.
+        let measured_from = started + settle;
+        let redis_blocked = match watch {
+            Some(old) => Some(
+                redisx::monitor::finish(&mut self.redis, &old)
+                    .await
+                    .into_iter()
+                    .map(|(t, ms, e)| (t as f64 - measured_from, ms, e))
+                    .filter(|(at, _, _)| *at >= -settle - 1.0 && *at <= secs + 1.0)
+                    .collect(),
+            ),
+            None => None,
+        };
+        Ok(Step { rate, res, cpu, load1, redis_cmds, redis_blocked })
     }
 
     async fn closed_loop(&mut self, a: &SubmitArgs, threads: usize) -> Result<Phase<WrkResult>> {
@@ -340,6 +372,11 @@ impl Ctx {
         }
         Ok(argv)
     }
+}
+
+/// Unix time in seconds (Redis's latency monitor stamps events with it).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The stream of the bare XADD ceiling (not the job stream, so no worker could ever read it).
@@ -423,6 +460,7 @@ pub async fn run(redis_url: &str, a: &SubmitArgs) -> Result<Value> {
     }
     println!("  open loop {:.0}/s × {:.0} s: {}{}", a.rate, a.seconds, main.line(), main.settled());
     println!("    worst 100 ms windows (by due time): {}", main.res.worst_windows(5).join(", "));
+    println!("    {}", main.blocked());
     table.row(main.row("open loop"));
     let verdict = verdict::open_loop(&target, &main.figures());
 
