@@ -56,9 +56,6 @@ const LEAD: Duration = Duration::from_millis(50);
 /// A due time closer than this is waited for by polling without blocking
 /// rather than by arming the timer (a re-arm and a wake-up cost more).
 const SPIN: u64 = 20_000;
-/// Set when a generator thread could not take the nice value asked for.
-static NICE_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// Connections idle longer are closed rather than reused: well below the
 /// API's keep-alive timeout (`BODY_TIMEOUT_MS`, 10 s by default).
 const MAX_IDLE_NS: u64 = 5_000_000_000;
@@ -93,8 +90,10 @@ struct GenOut {
     ids: Vec<String>,
     /// Monotonic ns of the last response.
     last: u64,
-    /// Worst latency (µs) of the requests due in each [`WINDOW`] after t0.
+    /// Worst latency (µs) of the requests due in each [`WINDOW_NS`] after t0.
     windows: Vec<u64>,
+    /// The thread could not take the nice value asked for.
+    nice_refused: bool,
 }
 
 impl GenOut {
@@ -111,6 +110,7 @@ impl GenOut {
             ids: Vec::new(),
             last: 0,
             windows: Vec::new(),
+            nice_refused: false,
         }
     }
 
@@ -138,6 +138,7 @@ impl GenOut {
         self.opened += o.opened;
         self.ids.extend(o.ids);
         self.last = self.last.max(o.last);
+        self.nice_refused |= o.nice_refused;
         if self.windows.len() < o.windows.len() {
             self.windows.resize(o.windows.len(), 0);
         }
@@ -209,7 +210,7 @@ pub fn run_blocking(spec: LoadSpec) -> Result<LoadResult> {
     }
     let settle = plan.spec.settle;
     let start = t0 + u64::try_from(settle.as_nanos()).unwrap_or(0);
-    let nice = if NICE_REFUSED.load(std::sync::atomic::Ordering::Relaxed) { 0 } else { plan.spec.nice };
+    let nice = if all.nice_refused || warm.nice_refused { 0 } else { plan.spec.nice };
     let settled = (!settle.is_zero()).then(|| Box::new(warm.result(n, t0, settle, nice, None)));
     Ok(all.result(n, start, plan.spec.duration, nice, settled))
 }
@@ -241,9 +242,7 @@ impl GenOut {
 /// Returns what the settling requests and the measured ones saw, in that order.
 fn generator(k: usize, n: usize, plan: &Plan) -> Result<(GenOut, GenOut)> {
     let spec = &plan.spec;
-    if spec.nice != 0 && rustix::process::setpriority_process(Some(rustix::thread::gettid()), spec.nice).is_err() {
-        NICE_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+    let nice_refused = spec.nice != 0 && rustix::process::setpriority_process(Some(rustix::thread::gettid()), spec.nice).is_err();
     let cap = spec.max_connections.max(spec.connections).div_ceil(n).max(1);
     // Set up before the barrier either way: every thread must reach it, or the others wait forever.
     let mut g = Gen::new(plan, cap);
@@ -260,6 +259,7 @@ fn generator(k: usize, n: usize, plan: &Plan) -> Result<(GenOut, GenOut)> {
     let mut g = g.with_context(|| format!("generator {k}"))?;
     let t0 = *plan.t0.get().ok_or_else(|| anyhow!("start time not set"))?;
     g.run(t0, share(k, n, plan.total))?;
+    g.out.nice_refused = nice_refused;
     Ok((g.warm, g.out))
 }
 
@@ -345,15 +345,7 @@ impl<'a> Gen<'a> {
         let mut drain_until: Option<u64> = None;
         loop {
             // Everything due now, first.
-            let mut now = mono_ns();
-            while let Some(&(i, due)) = schedule.peek() {
-                if due > now {
-                    break;
-                }
-                schedule.next();
-                self.dispatch(i, due);
-                now = mono_ns();
-            }
+            let now = self.send_due(&mut schedule);
             let timeout = match schedule.peek().map(|&(_, due)| wake_at(t0, due, tick)) {
                 Some(wake) if wake <= now + SPIN => Some(Duration::ZERO),
                 Some(wake) => {
@@ -390,19 +382,26 @@ impl<'a> Gen<'a> {
                     self.read(t.0);
                 }
                 // Requests that fell due while responses were being read go out now, not after the whole batch.
-                let now = mono_ns();
-                while let Some(&(i, due)) = schedule.peek() {
-                    if due > now {
-                        break;
-                    }
-                    schedule.next();
-                    self.dispatch(i, due);
-                }
+                self.send_due(&mut schedule);
             }
         }
         let open = self.inflight + self.waiting.len() as u64;
         self.out.add_errors("timeout", open);
         Ok(())
+    }
+
+    /// Dispatches every request of `schedule` (index, due time) that is due; returns the time it stopped at.
+    fn send_due(&mut self, schedule: &mut std::iter::Peekable<impl Iterator<Item = (u64, u64)>>) -> u64 {
+        let mut now = mono_ns();
+        while let Some(&(i, due)) = schedule.peek() {
+            if due > now {
+                break;
+            }
+            schedule.next();
+            self.dispatch(i, due);
+            now = mono_ns();
+        }
+        now
     }
 
     /// Arms the timer for `due` (absolute), unless it already is.

@@ -298,22 +298,20 @@ impl Ctx {
         let watch = redisx::monitor::start(&mut self.redis).await;
         let started = unix_now();
         let win = CpuWindow::start(&self.procs);
-        let res = load::run(&spec).await?;
+        let res = load::run(&spec).await;
         let cpu = win.finish();
         let redis_cmds = self.finish_cmds(&before).await;
-        // Seconds since the measured window began, for each time Redis was blocked ≥ THRESHOLD_MS.
-        let measured_from = started + settle;
-        let redis_blocked = match watch {
-            Some(old) => Some(
-                redisx::monitor::finish(&mut self.redis, &old)
-                    .await
-                    .into_iter()
-                    .map(|(t, ms, e)| (t as f64 - measured_from, ms, e))
-                    .filter(|(at, _, _)| *at >= -settle - 1.0 && *at <= secs + 1.0)
-                    .collect(),
-            ),
+        // The monitor's old threshold goes back whether or not the run succeeded.
+        let blocked = match watch {
+            Some(old) => Some(redisx::monitor::finish(&mut self.redis, &old).await),
             None => None,
         };
+        let res = res?;
+        // Seconds since the measured window began, for each time Redis was blocked ≥ THRESHOLD_MS.
+        let measured_from = started + settle;
+        let redis_blocked = blocked.map(|v| {
+            v.into_iter().map(|(t, ms, e)| (t as f64 - measured_from, ms, e)).filter(|(at, _, _)| *at >= -settle - 1.0 && *at <= secs + 1.0).collect()
+        });
         Ok(Step { rate, res, cpu, load1, redis_cmds, redis_blocked })
     }
 
