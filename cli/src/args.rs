@@ -67,15 +67,9 @@ pub struct GenArgs {
     /// Wait for the couplet and print it (otherwise print the job id and return).
     #[arg(long)]
     pub wait: bool,
-    /// Print the job JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-    /// Image options (--png implies --wait).
+    /// --json, image options (--png implies --wait) and --timeout.
     #[command(flatten)]
-    pub image: ImageArgs,
-    /// Give up waiting after this many seconds (exit 5).
-    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
-    pub timeout: u64,
+    pub output: OutputArgs,
 }
 
 /// `couplet status`.
@@ -86,15 +80,9 @@ pub struct StatusArgs {
     /// Wait until the job is finished.
     #[arg(long)]
     pub wait: bool,
-    /// Print the job JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-    /// Image options (--png implies --wait).
+    /// --json, image options (--png implies --wait) and --timeout.
     #[command(flatten)]
-    pub image: ImageArgs,
-    /// Give up waiting after this many seconds (exit 5).
-    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
-    pub timeout: u64,
+    pub output: OutputArgs,
 }
 
 /// `couplet complete`.
@@ -111,6 +99,15 @@ pub struct CompleteArgs {
     /// Ranking options (--candidates, --head; the head must open the upper line).
     #[command(flatten)]
     pub ranking: RankingArgs,
+    /// --json, image options and --timeout.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How a finished job is shown, and how long to wait for it (shared by
+/// `gen`, `status` and `complete`).
+#[derive(Debug, Args)]
+pub struct OutputArgs {
     /// Print the job JSON instead of text.
     #[arg(long)]
     pub json: bool,

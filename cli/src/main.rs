@@ -28,7 +28,7 @@ use clap::Parser;
 use common::job::JobStatus;
 use common::request::CoupletRequest;
 
-use args::{Cli, Command, ImageArgs};
+use args::{Cli, Command, OutputArgs};
 use client::{Client, Job};
 use error::CliError;
 use spinner::Spinner;
@@ -66,8 +66,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 candidates: a.ranking.candidates,
                 head: a.ranking.head,
             };
-            let wait = a.wait || a.image.png.is_some();
-            submit_and_report(&client, &request, wait, a.json, &a.image, a.timeout, output::Shape::Full).await
+            let wait = a.wait || a.output.image.png.is_some();
+            submit_and_report(&client, &request, wait, &a.output, output::Shape::Full).await
         }
         Command::Complete(a) => {
             let request = CoupletRequest {
@@ -80,17 +80,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 candidates: a.ranking.candidates,
                 head: a.ranking.head,
             };
-            submit_and_report(&client, &request, true, a.json, &a.image, a.timeout, output::Shape::Completion).await
+            submit_and_report(&client, &request, true, &a.output, output::Shape::Completion).await
         }
         Command::Status(a) => {
-            if a.wait || a.image.png.is_some() {
+            if a.wait || a.output.image.png.is_some() {
                 let started = Instant::now();
                 let spinner = Spinner::start(std::io::stderr().is_terminal(), "checking");
-                let job = wait_with_spinner(&client, &a.id, a.timeout, spinner).await?;
-                return report_final(&job, a.json, &a.image, &client, started, output::Shape::Full).await;
+                let job = wait_with_spinner(&client, &a.id, a.output.timeout, spinner).await?;
+                return report_final(&job, &a.output, &client, started, output::Shape::Full).await;
             }
             let job = client.job(&a.id, None).await?;
-            if a.json {
+            if a.output.json {
                 output::print_json(&job.raw);
             } else {
                 output::print_status(&job);
@@ -114,9 +114,7 @@ async fn submit_and_report(
     client: &Client,
     request: &CoupletRequest,
     wait: bool,
-    json: bool,
-    image: &ImageArgs,
-    timeout_s: u64,
+    out: &OutputArgs,
     shape: output::Shape,
 ) -> Result<(), CliError> {
     let started = Instant::now();
@@ -130,7 +128,7 @@ async fn submit_and_report(
     };
     if !wait {
         spinner.finish();
-        if json {
+        if out.json {
             output::print_json(&submitted.raw);
         } else {
             println!("{}", submitted.id);
@@ -139,26 +137,26 @@ async fn submit_and_report(
         return Ok(());
     }
     spinner.set("queued");
-    let job = wait_with_spinner(client, &submitted.id, timeout_s, spinner).await?;
-    report_final(&job, json, image, client, started, shape).await
+    let job = wait_with_spinner(client, &submitted.id, out.timeout, spinner).await?;
+    report_final(&job, out, client, started, shape).await
 }
 
 /// Prints a final job, saves its image, and picks the outcome.
 async fn report_final(
     job: &Job,
-    json: bool,
-    image: &ImageArgs,
+    out: &OutputArgs,
     client: &Client,
     started: Instant,
     shape: output::Shape,
 ) -> Result<(), CliError> {
-    if json {
+    if out.json {
         output::print_json(&job.raw);
     } else if job.view.status == JobStatus::Succeeded {
         output::print_couplet(&job.view, shape);
         output::print_meta(&job.view, started.elapsed());
     }
     exit_for(job)?;
+    let image = &out.image;
     if let Some(path) = &image.png {
         let bytes = client.image_png(&job.view.id, image.scale, image.layout.as_str(), image.candidate).await?;
         save_png(path, &bytes)?;
