@@ -191,6 +191,12 @@ pub struct ServerArgs {
     /// Redis silently drops jobs): `refuse` to start, `warn` and run, or `off`.
     #[arg(long, env = "REDIS_EVICTION_CHECK", default_value = "refuse", global = true)]
     pub redis_eviction_check: String,
+    /// CPU scheduling policy of the API's threads: `batch` (a request or a Redis reply waking
+    /// a thread never preempts the running one, so the API cannot push a co-located Redis off
+    /// its core; fair share unchanged) or `normal` (the kernel's default). Not applied when the
+    /// process was started at a nice value other than 0.
+    #[arg(long, env = "CPU_POLICY", default_value = "batch")]
+    pub cpu_policy: common::cpu_policy::CpuPolicy,
 }
 
 /// Validated API settings.

@@ -18,6 +18,12 @@ fn main() {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     }
+    // Before the runtime starts: its threads inherit the policy (common::cpu_policy).
+    let policy = cli.server.cpu_policy;
+    match common::cpu_policy::apply_to_current_thread(policy) {
+        Ok(()) => tracing::debug!(%policy, "CPU scheduling policy"),
+        Err(e) => tracing::warn!(%policy, error = %e, "CPU_POLICY not applied"),
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

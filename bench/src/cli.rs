@@ -12,6 +12,11 @@ pub struct Cli {
     /// Redis the binaries and the bench use.
     #[arg(long, env = "BENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379", global = true)]
     pub redis_url: String,
+    /// Cargo profile whose binaries are measured, from `target/<PROFILE>/`: `dist` (the shipped
+    /// build, whole-program LTO; build it with `cargo build --profile dist -p couplet-api -p couplet-worker`)
+    /// or `release` (the build the tests use).
+    #[arg(long, env = "BENCH_PROFILE", default_value = "dist", global = true)]
+    pub profile: String,
     /// Open-loop generators (each a sending and a reading thread; 0 = one per core).
     #[arg(long, default_value_t = 0, global = true)]
     pub generators: usize,
@@ -73,6 +78,11 @@ pub struct SubmitArgs {
     /// needs root or CAP_SYS_NICE, else ignored and reported).
     #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
     pub generator_nice: i32,
+    /// CPU scheduling policy of the load generators (the open-loop threads and
+    /// wrk): `batch` (an answer waking a generator never preempts the API or
+    /// Redis, as with a client on another machine) or `normal`.
+    #[arg(long, default_value = "batch")]
+    pub generator_policy: common::cpu_policy::CpuPolicy,
     /// Open-loop steps before the main run, submissions/s (e.g. `2000,5000,10000`); stops at the first step with P99 over --stop-p99-ms or errors.
     #[arg(long, value_delimiter = ',')]
     pub ramp: Vec<f64>,

@@ -7,6 +7,7 @@
 //! one wake-up and no channel: per request one `write`, one `read`, and the
 //! timer re-arm.
 
+use common::cpu_policy::CpuPolicy;
 use crate::http1::{job_id, parse_response, Parsed};
 use crate::load::{due_ns, new_hist, share, total_requests, LoadResult, LoadSpec};
 use anyhow::{anyhow, bail, Context, Result};
@@ -94,6 +95,8 @@ struct GenOut {
     windows: Vec<u64>,
     /// The thread could not take the nice value asked for.
     nice_refused: bool,
+    /// The thread could not take the scheduling policy asked for.
+    policy_refused: bool,
 }
 
 impl GenOut {
@@ -111,6 +114,7 @@ impl GenOut {
             last: 0,
             windows: Vec::new(),
             nice_refused: false,
+            policy_refused: false,
         }
     }
 
@@ -139,6 +143,7 @@ impl GenOut {
         self.ids.extend(o.ids);
         self.last = self.last.max(o.last);
         self.nice_refused |= o.nice_refused;
+        self.policy_refused |= o.policy_refused;
         if self.windows.len() < o.windows.len() {
             self.windows.resize(o.windows.len(), 0);
         }
@@ -211,13 +216,14 @@ pub fn run_blocking(spec: LoadSpec) -> Result<LoadResult> {
     let settle = plan.spec.settle;
     let start = t0 + u64::try_from(settle.as_nanos()).unwrap_or(0);
     let nice = if all.nice_refused || warm.nice_refused { 0 } else { plan.spec.nice };
-    let settled = (!settle.is_zero()).then(|| Box::new(warm.result(n, t0, settle, nice, None)));
-    Ok(all.result(n, start, plan.spec.duration, nice, settled))
+    let policy = if all.policy_refused || warm.policy_refused { CpuPolicy::Normal } else { plan.spec.policy };
+    let settled = (!settle.is_zero()).then(|| Box::new(warm.result(n, t0, settle, nice, policy, None)));
+    Ok(all.result(n, start, plan.spec.duration, nice, policy, settled))
 }
 
 impl GenOut {
     /// The result of requests scheduled from `start` for `scheduled`.
-    fn result(self, generators: usize, start: u64, scheduled: Duration, nice: i32, settled: Option<Box<LoadResult>>) -> LoadResult {
+    fn result(self, generators: usize, start: u64, scheduled: Duration, nice: i32, policy: CpuPolicy, settled: Option<Box<LoadResult>>) -> LoadResult {
         LoadResult {
             sent: self.sent,
             ok: self.ok,
@@ -233,6 +239,7 @@ impl GenOut {
             ids: self.ids,
             windows: self.windows,
             nice,
+            policy,
             settled,
         }
     }
@@ -242,6 +249,8 @@ impl GenOut {
 /// Returns what the settling requests and the measured ones saw, in that order.
 fn generator(k: usize, n: usize, plan: &Plan) -> Result<(GenOut, GenOut)> {
     let spec = &plan.spec;
+    // The policy first: setting it also sets nice 0 (common::cpu_policy).
+    let policy_refused = common::cpu_policy::apply_to_current_thread(spec.policy).is_err();
     let nice_refused = spec.nice != 0 && rustix::process::setpriority_process(Some(rustix::thread::gettid()), spec.nice).is_err();
     let cap = spec.max_connections.max(spec.connections).div_ceil(n).max(1);
     // Set up before the barrier either way: every thread must reach it, or the others wait forever.
@@ -260,6 +269,7 @@ fn generator(k: usize, n: usize, plan: &Plan) -> Result<(GenOut, GenOut)> {
     let t0 = *plan.t0.get().ok_or_else(|| anyhow!("start time not set"))?;
     g.run(t0, share(k, n, plan.total))?;
     g.out.nice_refused = nice_refused;
+    g.out.policy_refused = policy_refused;
     Ok((g.warm, g.out))
 }
 

@@ -38,6 +38,11 @@
 //!   (latency) for reasons that are not the API's. A raised priority keeps
 //!   that small (it takes only the ~20 µs per request the generator needs).
 //!   Without CAP_SYS_NICE the threads keep their priority and the result says so.
+//! - **Scheduling policy** (`policy`, `--generator-policy`, `batch` by
+//!   default; [`common::cpu_policy`]): a response written by the API wakes a
+//!   generator thread, and under the default policy that wake-up may preempt
+//!   the API (or Redis) on the spot. A client on another machine never does.
+//!   Under `SCHED_BATCH` the generator runs at the next scheduling point.
 //! - **Settling** (`settle`, `--settle-seconds`, 5 s by default): the schedule
 //!   starts that long before the measured window, at the full rate, without a
 //!   gap: the connections grow to what the rate needs (from cold, a jump to
@@ -58,6 +63,7 @@
 //! Per-generator histograms are merged at the end; nothing is shared between
 //! generators but the start time.
 
+use common::cpu_policy::CpuPolicy;
 use anyhow::Result;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -83,6 +89,11 @@ pub struct LoadSpec {
     /// The generators' timer tick: each wakes at multiples of it after t0 and
     /// writes every request due by then (ZERO: at each request's own due time).
     pub tick: Duration,
+    /// CPU scheduling policy of the generator threads, set before `nice`
+    /// (see [`common::cpu_policy`]): with `Batch`, a response waking a
+    /// generator never preempts the API or Redis, as an answer reaching a
+    /// client on another machine would not; [`LoadResult::policy`] says what ran.
+    pub policy: CpuPolicy,
     /// Nice value of the generator threads (0: as inherited). Below 0 needs
     /// CAP_SYS_NICE; without it the threads keep their priority and
     /// [`LoadResult::nice`] says so.
@@ -110,6 +121,7 @@ impl LoadSpec {
             duration,
             settle: Duration::ZERO,
             tick: Duration::ZERO,
+            policy: CpuPolicy::Normal,
             nice: 0,
             connections: 32,
             max_connections: 1024,
@@ -160,6 +172,8 @@ pub struct LoadResult {
     pub windows: Vec<u64>,
     /// The nice value the generator threads ran at.
     pub nice: i32,
+    /// The scheduling policy the generator threads ran under.
+    pub policy: CpuPolicy,
     /// What the requests of the settling time saw (none when `settle` was 0).
     pub settled: Option<Box<LoadResult>>,
 }

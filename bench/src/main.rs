@@ -1,7 +1,8 @@
 //! `bench`: benchmarks that print figures (the third test tier of
 //! STYLE.md). `cargo run --release -p bench -- <submit|e2e|batching|soak|all>`
-//! spawns the release binaries (build them first with
-//! `cargo build --release --bins`) against the real Redis under a random key
+//! spawns the shipped binaries (`target/dist/`: build them first with
+//! `cargo build --profile dist -p couplet-api -p couplet-worker`; `--profile release`
+//! measures the test build instead) against the real Redis under a random key
 //! prefix, prints a table and writes JSON under `target/bench/`.
 //!
 //! The bench is one binary with no library boundary, so its modules return
@@ -31,6 +32,12 @@ use serde_json::json;
 use std::sync::OnceLock;
 
 static GENERATORS: OnceLock<usize> = OnceLock::new();
+static PROFILE: OnceLock<String> = OnceLock::new();
+
+/// Cargo profile of the binaries under test (`--profile`, `dist` by default).
+pub fn profile() -> &'static str {
+    PROFILE.get().map_or("dist", String::as_str)
+}
 
 /// Open-loop generators every load uses (`--generators`, 0 = one per core).
 pub fn generators() -> usize {
@@ -40,6 +47,7 @@ pub fn generators() -> usize {
 fn main() {
     let cli = Cli::parse();
     let _ = GENERATORS.set(cli.generators);
+    let _ = PROFILE.set(cli.profile.clone());
     // The load generators run on their own threads; this runtime only orchestrates.
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
         Ok(rt) => rt,

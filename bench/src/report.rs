@@ -82,7 +82,7 @@ pub fn machine() -> Value {
         .unwrap_or_default();
     // The binaries under test are rebuilt by whoever builds the workspace; their mtimes say which build ran.
     let built = |name: &str| {
-        std::fs::metadata(target_dir().join("release").join(name))
+        std::fs::metadata(crate::stack::bin_dir().join(name))
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -90,6 +90,7 @@ pub fn machine() -> Value {
     };
     json!({
         "git_head": git_head,
+        "profile": crate::profile(),
         "binaries_mtime_unix": {"couplet-api": built("couplet-api"), "couplet-worker": built("couplet-worker")},
         "cores": procstat::cores(),
         "cpu_model": model,
@@ -106,8 +107,9 @@ pub fn print_machine(m: &Value) {
     );
     let age = |k: &str| m["binaries_mtime_unix"][k].as_u64().map(|t| format!("{} min", unix_now().saturating_sub(t) / 60)).unwrap_or_else(|| "?".into());
     println!(
-        "git HEAD {}; couplet-api built {} ago, couplet-worker built {} ago",
+        "git HEAD {}; binaries from target/{}/: couplet-api built {} ago, couplet-worker built {} ago",
         m["git_head"].as_str().unwrap_or("?"),
+        m["profile"].as_str().unwrap_or("?"),
         age("couplet-api"),
         age("couplet-worker")
     );

@@ -24,11 +24,16 @@ pub fn target_dir() -> PathBuf {
     std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"))
 }
 
-/// Path of a release binary; an error tells how to build it.
+/// Where the binaries under test are: `target/<profile>/` (see [`crate::profile`]).
+pub fn bin_dir() -> PathBuf {
+    target_dir().join(crate::profile())
+}
+
+/// Path of a binary under test; an error tells how to build it.
 pub fn bin(name: &str) -> Result<PathBuf> {
-    let p = target_dir().join("release").join(name);
+    let p = bin_dir().join(name);
     if !p.is_file() {
-        bail!("{} not built: run `cargo build --release --bins` first", p.display());
+        bail!("{} not built: run `cargo build --profile {} -p couplet-api -p couplet-worker` first", p.display(), crate::profile());
     }
     Ok(p)
 }

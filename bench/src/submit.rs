@@ -287,6 +287,7 @@ impl Ctx {
             settle: Duration::from_secs_f64(settle),
             tick: Duration::from_micros(a.tick_us),
             nice: a.generator_nice,
+            policy: a.generator_policy,
             connections: a.connections,
             max_connections: a.max_connections,
             generators: crate::generators(),
@@ -321,7 +322,7 @@ impl Ctx {
         let load1 = procstat::loadavg().0;
         let before = self.commandstats().await;
         let win = CpuWindow::start(&self.procs).with_reaped_child("wrk");
-        let child = wrk::spawn(&self.url, threads, a.wrk_connections, a.wrk_seconds, &script)?;
+        let child = wrk::spawn(&self.url, threads, a.wrk_connections, a.wrk_seconds, &script, a.generator_policy)?;
         let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
         let cpu = win.finish();
         let redis_cmds = self.finish_cmds(&before).await;
@@ -416,9 +417,11 @@ pub async fn run(redis_url: &str, a: &SubmitArgs) -> Result<Value> {
     }
     procs.push(("bench".into(), std::process::id()));
     let gens = crate::generators();
+    let api_policy = a.api_env.iter().find(|(k, _)| k == "CPU_POLICY").map_or_else(|| "batch (its default)".to_string(), |(_, v)| v.clone());
     println!(
-        "submit: POST /v1/couplets, {}, no workers; open loop: {gens} generator(s) (nice {}, {} µs tick), {}–{} connections, {} s settling before each measured run; redis {redis_version}; extra api env {:?}",
+        "submit: POST /v1/couplets, {}, api CPU_POLICY {api_policy}, no workers; open loop: {gens} generator(s) ({}, nice {}, {} µs tick), {}–{} connections, {} s settling before each measured run; redis {redis_version}; extra api env {:?}",
         env.iter().filter(|(k, _)| a.api_env.iter().all(|(n, _)| n != k)).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+        a.generator_policy,
         a.generator_nice,
         a.tick_us,
         a.connections,
@@ -453,6 +456,9 @@ pub async fn run(redis_url: &str, a: &SubmitArgs) -> Result<Value> {
         }
     }
     let main = ctx.open_loop(a, a.rate, a.settle_seconds, a.seconds).await?;
+    if main.res.policy != a.generator_policy {
+        println!("  (the generator threads could not take the {} policy: they ran under the inherited one)", a.generator_policy);
+    }
     if main.res.nice != a.generator_nice {
         println!("  (the generator threads could not take nice {}: they ran at the inherited priority)", a.generator_nice);
     }
@@ -539,7 +545,10 @@ pub async fn run(redis_url: &str, a: &SubmitArgs) -> Result<Value> {
         let v = verdict::closed_loop(a.wrk_target_rate, p.res.rps, p.res.errors());
         let (cmds, _) = per_request(&p.redis_cmds, p.res.requests);
         println!();
-        println!("Closed loop (wrk -t{threads} -c{} -d{:.0}s --latency, POST /v1/couplets with a JSON body from a Lua script; load1 {:.2}):", a.wrk_connections, a.wrk_seconds, p.load1);
+        println!(
+            "Closed loop (wrk -t{threads} -c{} -d{:.0}s --latency under {}, POST /v1/couplets with a JSON body from a Lua script; load1 {:.2}):",
+            a.wrk_connections, a.wrk_seconds, a.generator_policy, p.load1
+        );
         println!(
             "  {:.0} submissions/s ({} in {:.1} s), P50 {:.2} ms, P90 {:.2} ms, P99 {:.2} ms, max {:.1} ms; non-2xx {}, socket errors {}; {:.1} Redis cmd/req; {}",
             p.res.rps, p.res.requests, p.res.seconds, p.res.p50_ms, p.res.p90_ms, p.res.p99_ms, p.res.max_ms, p.res.non_2xx, p.res.socket_errors, cmds, p.cpu.short()

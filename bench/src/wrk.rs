@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use common::cpu_policy::CpuPolicy;
+
 /// Finds `wrk`, installing it with `scripts/install-bench-deps.sh` when allowed.
 pub fn ensure_installed(install: bool) -> Result<()> {
     if found() {
@@ -53,18 +55,27 @@ pub fn write_script(dir: &Path, body: &str, bearer: Option<&str>) -> Result<Path
     Ok(p)
 }
 
-/// `wrk -t T -c C -d Ns --latency -s script url`.
-pub fn spawn(url: &str, threads: usize, connections: usize, seconds: f64, script: &Path) -> Result<Child> {
-    Command::new("wrk")
+/// `wrk -t T -c C -d Ns --latency -s script url`, under `policy` (started
+/// from a thread that takes it, since a child inherits the policy of the
+/// thread that starts it; see `--generator-policy`).
+pub fn spawn(url: &str, threads: usize, connections: usize, seconds: f64, script: &Path, policy: CpuPolicy) -> Result<Child> {
+    let mut cmd = Command::new("wrk");
+    cmd
         .args(["-t", &threads.to_string(), "-c", &connections.to_string(), "-d", &format!("{}s", seconds.round().max(1.0))])
         .args(["--timeout", "10s", "--latency", "-s"])
         .arg(script)
         .arg(url)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("run wrk")
+        .stderr(Stdio::piped());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            common::cpu_policy::apply_to_current_thread(policy).map_err(|e| anyhow!("wrk's scheduling policy {policy}: {e}"))?;
+            cmd.spawn().context("run wrk")
+        })
+        .join()
+        .map_err(|_| anyhow!("the thread starting wrk panicked"))?
+    })
 }
 
 /// What wrk printed.

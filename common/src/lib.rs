@@ -4,6 +4,7 @@
 //! pieces of process plumbing both binaries share (shutdown signal, task
 //! supervision).
 
+pub mod cpu_policy;
 pub mod eviction;
 pub mod hengpi;
 pub mod job;
