@@ -211,7 +211,7 @@ mod tests {
             .expect("parses");
         let Command::Gen(a) = cli.command else { panic!("not gen") };
         // 0 is the server's to refuse (422 invalid_candidates → exit 3), not clap's.
-        assert_eq!((a.ranking.candidates, a.ranking.head.as_deref(), a.image.candidate), (Some(0), Some("春福"), 2));
+        assert_eq!((a.ranking.candidates, a.ranking.head.as_deref(), a.output.image.candidate), (Some(0), Some("春福"), 2));
         let cli = Cli::try_parse_from(["couplet", "complete", "春风送暖入屠苏", "--candidates", "3", "--head", "春福"]).expect("parses");
         let Command::Complete(a) = cli.command else { panic!("not complete") };
         assert_eq!(a.ranking.candidates, Some(3));
