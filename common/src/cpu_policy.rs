@@ -3,9 +3,9 @@
 //! `SCHED_OTHER`. Owned here because the API applies it to itself and the
 //! submit bench to its load generators, and both must mean the same thing.
 //!
-//! Why batch: a submission wakes three threads in turn (the API on the
-//! request, Redis on the script call, the API again on Redis's reply, then
-//! the client on the response). Under `SCHED_OTHER` a woken thread may
+//! Why batch: a submission wakes a thread four times in turn (the API on
+//! the request, Redis on the script call, the API again on Redis's reply,
+//! then the client on the response). Under `SCHED_OTHER` a woken thread may
 //! preempt the one that woke it, so on a box where the API shares cores with
 //! Redis every write trades the CPU back and forth, and Redis, the single
 //! thread every request waits on, is pushed off the CPU for tens of
@@ -13,7 +13,7 @@
 //! is unchanged) but a wake-up of it never preempts the running thread: it
 //! runs at the next scheduling point. Redis and anything else left at
 //! `SCHED_OTHER` still preempt it. Measured in docs/BENCHMARKS.md
-//! ("Scheduling policy").
+//! ("Scheduling policy and the dist build").
 
 use std::fmt;
 use std::str::FromStr;
